@@ -1,0 +1,49 @@
+"""fastnet: Numba-accelerated neural networks on the CPU."""
+
+import os
+
+import numba
+
+# Parallel kernels may be called from several Python threads at once (a server's
+# predict calls); the "workqueue" layer aborts on that. "threadsafe" takes TBB if
+# installed, else OpenMP. An explicit NUMBA_THREADING_LAYER still wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "threadsafe"
+
+from . import kernels
+from .layers import (
+    GELU,
+    Identity,
+    LeakyReLU,
+    Linear,
+    Module,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import (
+    MSELoss,
+    PoissonLoss,
+    SigmoidBinaryCrossEntropy,
+    SoftmaxCrossEntropy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GELU",
+    "Identity",
+    "LeakyReLU",
+    "Linear",
+    "MSELoss",
+    "Module",
+    "PoissonLoss",
+    "ReLU",
+    "Sigmoid",
+    "SigmoidBinaryCrossEntropy",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "kernels",
+]

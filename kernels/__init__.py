@@ -1,0 +1,50 @@
+"""fastnet's compiled kernels (installed as ``fastnet.kernels``).
+
+Only ``@njit`` functions over NumPy arrays and scalars live here. They write into
+caller-owned ``out`` arrays, allocate nothing in steady state and never validate:
+a Numba kernel does not bounds-check, so callers (the modules in ``fastnet``) check
+shapes, dtypes and contiguity first.
+
+Kernels with a row- or element-parallel loop come as a ``(serial, parallel)`` pair;
+:func:`pick` chooses one by problem size.
+"""
+
+from ._config import FASTMATH, PARALLEL_MIN_SIZE
+from .activations import ACTIVATIONS, Activation
+from .linear import column_sum, linear_backward, linear_forward
+from .losses import (
+    poisson_exp,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+    softmax_cross_entropy_dense,
+    squared_error,
+)
+from .optimizers import adam_update, sgd_update
+from .softmax import softmax_backward, softmax_forward
+
+
+def pick(twins, size):
+    """The serial kernel of ``twins`` below :data:`PARALLEL_MIN_SIZE` elements, else
+    the parallel one."""
+    return twins[size >= PARALLEL_MIN_SIZE]
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "FASTMATH",
+    "PARALLEL_MIN_SIZE",
+    "Activation",
+    "adam_update",
+    "column_sum",
+    "linear_backward",
+    "linear_forward",
+    "pick",
+    "poisson_exp",
+    "sgd_update",
+    "sigmoid_binary_cross_entropy",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_dense",
+    "softmax_forward",
+    "squared_error",
+]

@@ -1,0 +1,214 @@
+"""Elementwise activations: forward, backward, and the fused ``bias + activation``.
+
+Every activation is two scalar functions, registered in :data:`ACTIVATIONS`:
+
+* ``f(x, alpha)``: the activation (``alpha`` is used by LeakyReLU only);
+* ``df(saved, alpha)``: its derivative, written in terms of the *saved* tensor,
+  which is the input ``x`` or the output ``y`` as the registry's ``saves`` says.
+
+From these, :func:`_make` builds four kernels from the loop templates below, each
+compiled serially and with a ``parallel=True`` twin (``_config.jit_twins``):
+
+* ``forward(x, alpha, out)`` and ``backward(dy, saved, alpha, out)`` on 1-D arrays
+  (callers pass ``arr.reshape(-1)`` of C-contiguous arrays);
+* ``bias_forward(z, b, alpha, out)`` on a 2-D GEMM output: ``z += b`` in place,
+  then ``out = f(z)`` (``out`` may be ``z`` itself when ``saves == "y"``);
+* ``bias_backward(dy, saved, alpha, dz, db)``: ``dz = dy * df(saved)`` and
+  ``db = dz.sum(0)``.
+
+All backward kernels take ``(dy, saved, alpha, out...)`` in that order.
+"""
+
+import math
+from typing import NamedTuple
+
+from numba import prange
+
+from ._config import jit, jit_twins
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_C = 0.044715
+
+
+@jit
+def _identity(x, alpha):
+    """:math:`f(x) = x`."""
+    return x
+
+
+@jit
+def _identity_grad(saved, alpha):
+    """:math:`f'(x) = 1`; ``saved`` is unused."""
+    return 1.0
+
+
+@jit
+def _relu(x, alpha):
+    r""":math:`f(x) = \max(x, 0)`; NaN stays NaN."""
+    return 0.0 if x <= 0.0 else x
+
+
+@jit
+def _relu_grad(y, alpha):
+    """:math:`f'(x) = 1` if :math:`x > 0` else 0, so ``ReLU'(0) = 0``.
+
+    Saved: the output ``y`` (``y > 0`` exactly when ``x > 0``).
+    """
+    return 1.0 if y > 0.0 else 0.0
+
+
+@jit
+def _leaky_relu(x, alpha):
+    r""":math:`f(x) = x` if :math:`x \ge 0` else :math:`\alpha x`."""
+    return x if x >= 0.0 else alpha * x
+
+
+@jit
+def _leaky_relu_grad(x, alpha):
+    r""":math:`f'(x) = 1` if :math:`x \ge 0` else :math:`\alpha`: LeakyReLU'(0) = 1.
+
+    Saved: the input ``x`` (the output cannot tell the sign when ``alpha <= 0``).
+    """
+    return 1.0 if x >= 0.0 else alpha
+
+
+@jit
+def _gelu(x, alpha):
+    r""":math:`f(x) = x\,\Phi(x)`, :math:`\Phi(x) = \tfrac12\,\mathrm{erfc}(-x/\sqrt2)`.
+
+    ``erfc`` rather than ``1 + erf``: for negative ``x`` the sum cancels and loses
+    every digit of the small tail probability in float32.
+    """
+    return x * (0.5 * math.erfc(-x * _SQRT_HALF))
+
+
+@jit
+def _gelu_grad(x, alpha):
+    r""":math:`f'(x) = \Phi(x) + x\,\varphi(x)`, with
+    :math:`\varphi(x) = e^{-x^2/2}/\sqrt{2\pi}`.
+
+    Saved: the input ``x``.
+    """
+    return 0.5 * math.erfc(-x * _SQRT_HALF) + x * (
+        _INV_SQRT_2PI * math.exp(-0.5 * x * x)
+    )
+
+
+@jit
+def _gelu_tanh(x, alpha):
+    r"""PyTorch's ``approximate='tanh'``: :math:`\tfrac12 x (1 + \tanh u)`,
+    :math:`u = \sqrt{2/\pi}\,(x + 0.044715 x^3)`.
+
+    Evaluated as :math:`x\,\sigma(2u)`, which is the same function without the
+    cancellation of ``1 + tanh(u)`` for negative ``x``.
+    """
+    u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
+    return x / (1.0 + math.exp(-2.0 * u))
+
+
+@jit
+def _gelu_tanh_grad(x, alpha):
+    r""":math:`f'(x) = s + 2 x s (1 - s) \sqrt{2/\pi}(1 + 3 \cdot 0.044715 x^2)`,
+    :math:`s = \sigma(2u)`, the exact derivative of :func:`_gelu_tanh`.
+
+    Saved: the input ``x``.
+    """
+    u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
+    s = 1.0 / (1.0 + math.exp(-2.0 * u))
+    if s == 0.0 or s == 1.0:
+        # Saturated: the second term is exactly 0, but 0 * inf (x**2 overflowing)
+        # would make it NaN.
+        return s
+    return s + 2.0 * x * s * (1.0 - s) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
+
+
+@jit
+def _tanh(x, alpha):
+    r""":math:`f(x) = \tanh x`."""
+    return math.tanh(x)
+
+
+@jit
+def _tanh_grad(y, alpha):
+    """:math:`f'(x) = 1 - y^2`. Saved: the output ``y``."""
+    return 1.0 - y * y
+
+
+@jit
+def _logistic(x, alpha):
+    """:math:`f(x) = 1 / (1 + e^{-x})`; ``exp`` overflowing to inf gives exactly 0."""
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@jit
+def _logistic_grad(y, alpha):
+    """:math:`f'(x) = y (1 - y)`. Saved: the output ``y``."""
+    return y * (1.0 - y)
+
+
+class Activation(NamedTuple):
+    """One activation's compiled kernels; each is a (serial, parallel) pair."""
+
+    forward: tuple
+    backward: tuple
+    bias_forward: tuple
+    bias_backward: tuple
+    saves: str  # "x" or "y": which tensor backward needs
+
+
+# Loop templates. ``_f`` and ``_df`` are bound to one activation's scalar functions
+# by ``jit_twins`` in ``_make``; these placeholders are never called.
+_f = _df = None
+
+
+def _forward(x, alpha, out):
+    for i in prange(x.shape[0]):
+        out[i] = _f(x[i], alpha)
+
+
+def _backward(dy, saved, alpha, out):
+    for i in prange(dy.shape[0]):
+        out[i] = dy[i] * _df(saved[i], alpha)
+
+
+def _bias_forward(z, b, alpha, out):
+    for i in prange(z.shape[0]):
+        for j in range(z.shape[1]):
+            v = z[i, j] + b[j]
+            z[i, j] = v
+            out[i, j] = _f(v, alpha)
+
+
+def _bias_backward(dy, saved, alpha, dz, db):
+    for i in prange(dy.shape[0]):
+        for j in range(dy.shape[1]):
+            dz[i, j] = dy[i, j] * _df(saved[i, j], alpha)
+    # The column sum runs serially, in row order (a reduction across rows), so the
+    # serial and parallel twins give bit-identical db.
+    db[:] = 0.0
+    for i in range(dz.shape[0]):
+        for j in range(dz.shape[1]):
+            db[j] += dz[i, j]
+
+
+def _make(name, f, df, saves):
+    kernels = [
+        jit_twins(template, f"{name}{template.__name__}", _f=f, _df=df)
+        for template in (_forward, _backward, _bias_forward, _bias_backward)
+    ]
+    return Activation(*kernels, saves)
+
+
+#: name -> compiled kernels. Estimators validate ``activation=`` against these keys
+#: and the tests parametrize over them.
+ACTIVATIONS = {
+    "identity": _make("identity", _identity, _identity_grad, "y"),
+    "relu": _make("relu", _relu, _relu_grad, "y"),
+    "leaky_relu": _make("leaky_relu", _leaky_relu, _leaky_relu_grad, "x"),
+    "gelu": _make("gelu", _gelu, _gelu_grad, "x"),
+    "gelu_tanh": _make("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, "x"),
+    "tanh": _make("tanh", _tanh, _tanh_grad, "y"),
+    "logistic": _make("logistic", _logistic, _logistic_grad, "y"),
+}

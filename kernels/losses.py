@@ -1,0 +1,177 @@
+r"""Fused losses: one pass computes the loss and writes its gradient.
+
+Every loss takes per-sample weights ``w`` of shape ``(n,)``, or an empty array for
+none, and normalises by :math:`W = \sum_i w_i` (``n`` when unweighted), as
+scikit-learn's weighted losses do. Each returns the loss as a float64 and writes the
+gradient with respect to its first argument into ``grad``; sums accumulate in
+float64 whatever the dtype of the arrays.
+
+Each kernel is a (serial, parallel) pair over rows; see ``kernels._config.jit_twins``.
+"""
+
+import math
+
+from numba import prange
+
+from ._config import jit, jit_twins
+
+
+@jit
+def _weight_total(w, n):
+    r""":math:`W = \sum_i w_i`, or ``n`` when ``w`` is empty."""
+    if w.size == 0:
+        return float(n)
+    total = 0.0
+    for i in range(w.size):
+        total += w[i]
+    return total
+
+
+@jit
+def _row_logsumexp(z, i):
+    r"""``(m, s)``: :math:`\log\sum_k e^{z_{ik}} = m + \log s`, ``m`` the row max."""
+    m = z[i, 0]
+    for j in range(1, z.shape[1]):
+        if z[i, j] > m:
+            m = z[i, j]
+    s = 0.0
+    for j in range(z.shape[1]):
+        s += math.exp(z[i, j] - m)
+    return m, s
+
+
+def _softmax_cross_entropy(z, y, w, grad):
+    r"""Softmax cross-entropy with integer labels ``y`` (0 <= y < k), from logits ``z``.
+
+    .. math:: L = \frac1W \sum_i w_i \big(\mathrm{logsumexp}(z_i) - z_{i y_i}\big),
+              \qquad \frac{\partial L}{\partial z_i} = \frac{w_i}{W}(p_i - e_{y_i})
+
+    with :math:`p_i = \mathrm{softmax}(z_i)`: the ``p − y`` gradient, exact and
+    finite for logits of any finite size (log-sum-exp with the row max taken out).
+    """
+    n, k = z.shape
+    total = _weight_total(w, n)
+    loss = 0.0
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        m, s = _row_logsumexp(z, i)
+        loss += scale * (m + math.log(s) - z[i, y[i]])
+        inv = 1.0 / s
+        for j in range(k):
+            grad[i, j] = scale * math.exp(z[i, j] - m) * inv
+        grad[i, y[i]] -= scale
+    return loss
+
+
+def _softmax_cross_entropy_dense(z, t, w, grad):
+    r"""Softmax cross-entropy with probability (or one-hot) targets ``t`` (n, k).
+
+    .. math:: L = \frac1W \sum_i w_i \sum_k t_{ik}
+              \big(\mathrm{logsumexp}(z_i) - z_{ik}\big),
+              \qquad \frac{\partial L}{\partial z_{ik}}
+              = \frac{w_i}{W}\Big(p_{ik} \sum_l t_{il} - t_{ik}\Big)
+
+    which is ``p − t`` when the rows of ``t`` sum to 1. Classes with ``t = 0`` add
+    nothing to the loss, even where ``z = -inf`` (as ``xlogy`` would).
+    """
+    n, k = z.shape
+    total = _weight_total(w, n)
+    loss = 0.0
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        m, s = _row_logsumexp(z, i)
+        lse = m + math.log(s)
+        row = 0.0
+        mass = 0.0
+        for j in range(k):
+            if t[i, j] != 0.0:
+                row += t[i, j] * (lse - z[i, j])
+                mass += t[i, j]
+        loss += scale * row
+        inv = 1.0 / s
+        for j in range(k):
+            grad[i, j] = scale * (math.exp(z[i, j] - m) * inv * mass - t[i, j])
+    return loss
+
+
+def _sigmoid_binary_cross_entropy(z, t, w, grad):
+    r"""Binary cross-entropy of :math:`\sigma(z)` against targets ``t`` in [0, 1],
+    summed over the ``k`` outputs (multi-label), weighted mean over rows.
+
+    .. math:: \ell(z, t) = \max(z, 0) - z t + \log(1 + e^{-|z|}),
+              \qquad \frac{\partial L}{\partial z_{ik}}
+              = \frac{w_i}{W}(\sigma(z_{ik}) - t_{ik})
+
+    The log-sigmoid form never takes ``log(0)`` and never overflows.
+    """
+    n, k = z.shape
+    total = _weight_total(w, n)
+    loss = 0.0
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        row = 0.0
+        for j in range(k):
+            v = z[i, j]
+            e = math.exp(-abs(v))  # in (0, 1]: no overflow for any z
+            row += max(v, 0.0) - v * t[i, j] + math.log1p(e)
+            sig = 1.0 / (1.0 + e) if v >= 0.0 else e / (1.0 + e)
+            grad[i, j] = scale * (sig - t[i, j])
+        loss += scale * row
+    return loss
+
+
+def _squared_error(p, t, w, grad):
+    r"""Mean squared error over all ``n * k`` elements.
+
+    .. math:: L = \frac{1}{W k} \sum_i w_i \sum_j (p_{ij} - t_{ij})^2,
+              \qquad \frac{\partial L}{\partial p_{ij}}
+              = \frac{2 w_i}{W k}(p_{ij} - t_{ij})
+
+    Unweighted, this is ``mean((p − t)²)`` with gradient ``2 (p − t) / size``.
+    """
+    n, k = p.shape
+    total = _weight_total(w, n) * k
+    loss = 0.0
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        row = 0.0
+        for j in range(k):
+            d = p[i, j] - t[i, j]
+            row += d * d
+            grad[i, j] = 2.0 * scale * d
+        loss += scale * row
+    return loss
+
+
+def _poisson_exp(z, t, w, grad):
+    r"""Half Poisson deviance of :math:`\mu = e^{z}` against counts ``t >= 0``, mean
+    over all ``n * k`` elements (the regressor's ``loss='poisson'``, exp output).
+
+    .. math:: \ell = t \log(t / \mu) - t + \mu = e^{z} - t z + t\log t - t,
+              \qquad \frac{\partial L}{\partial z_{ij}}
+              = \frac{w_i}{W k}(e^{z_{ij}} - t_{ij})
+
+    with :math:`0 \log 0 = 0`; the loss is 0 exactly when :math:`\mu = t`.
+    """
+    n, k = z.shape
+    total = _weight_total(w, n) * k
+    loss = 0.0
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        row = 0.0
+        for j in range(k):
+            mu = math.exp(z[i, j])
+            y = t[i, j]
+            row += mu - y * z[i, j] - y
+            if y > 0.0:
+                row += y * math.log(y)
+            grad[i, j] = scale * (mu - y)
+        loss += scale * row
+    return loss
+
+
+softmax_cross_entropy = jit_twins(_softmax_cross_entropy)
+softmax_cross_entropy_dense = jit_twins(_softmax_cross_entropy_dense)
+sigmoid_binary_cross_entropy = jit_twins(_sigmoid_binary_cross_entropy)
+squared_error = jit_twins(_squared_error)
+poisson_exp = jit_twins(_poisson_exp)

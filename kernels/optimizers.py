@@ -1,0 +1,70 @@
+"""Fused optimizer updates: one in-place pass over a flattened parameter.
+
+Arrays are 1-D views (``arr.reshape(-1)``) of C-contiguous parameters, gradients and
+state. Scalars are passed in the parameter's dtype, so a float32 update runs in
+float32 arithmetic end to end and vectorises at full width.
+"""
+
+import math
+
+from numba import prange
+
+from ._config import jit_twins
+
+
+def _sgd_update(param, grad, velocity, lr, momentum, nesterov, l2):
+    r"""SGD with optional (Nesterov) momentum and L2 weight decay (scikit-learn's form).
+
+    .. math:: g = \nabla + \lambda\theta,\quad v \leftarrow \mu v - \eta g,\quad
+              \theta \leftarrow \theta + v
+              \;\; (\text{Nesterov: } \theta + \mu v - \eta g)
+
+    The velocity holds the learning rate, as in scikit-learn; for a constant rate the
+    iterates equal PyTorch's (``v_torch = -v / lr``). With ``momentum == 0``,
+    ``velocity`` may be empty; the update is :math:`\theta \leftarrow \theta - \eta g`.
+    """
+    for i in prange(param.shape[0]):
+        g = grad[i] + l2 * param[i]
+        if momentum == 0:
+            param[i] -= lr * g
+        else:
+            v = momentum * velocity[i] - lr * g
+            velocity[i] = v
+            if nesterov:
+                param[i] += momentum * v - lr * g
+            else:
+                param[i] += v
+
+
+def _adam_update(param, grad, m, v, step_size, beta1, beta2, eps, l2, decay):
+    r"""Adam / AdamW with the bias correction folded into ``step_size`` and ``eps``.
+
+    .. math:: g = \nabla + \lambda\theta,\quad
+              m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
+              v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
+              \theta \leftarrow d\,\theta - \alpha_t\, m / (\sqrt v + \hat\epsilon)
+
+    PyTorch's Adam at step ``t`` is
+    :math:`\alpha_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)`,
+    :math:`\hat\epsilon = \epsilon\sqrt{1-\beta_2^t}`; scikit-learn's uses the same
+    :math:`\alpha_t` with :math:`\hat\epsilon = \epsilon`. ``l2`` is Adam's coupled
+    weight decay; ``decay`` = :math:`1 - \eta\lambda` is AdamW's decoupled one
+    (1 for Adam).
+    """
+    one = type(beta1)(1.0)
+    c1 = one - beta1
+    c2 = one - beta2
+    for i in prange(param.shape[0]):
+        g = grad[i] + l2 * param[i]
+        mi = beta1 * m[i] + c1 * g
+        vi = beta2 * v[i] + c2 * (g * g)
+        m[i] = mi
+        v[i] = vi
+        param[i] = decay * param[i] - step_size * mi / (math.sqrt(vi) + eps)
+
+
+#: ``sgd_update(param, grad, velocity, lr, momentum, nesterov, l2)`` (serial, parallel).
+sgd_update = jit_twins(_sgd_update)
+#: ``adam_update(param, grad, m, v, step_size, beta1, beta2, eps, l2, decay)``
+#: (serial, parallel).
+adam_update = jit_twins(_adam_update)

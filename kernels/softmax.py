@@ -1,0 +1,48 @@
+"""Softmax over the last axis of a 2-D array, and its full Jacobian-vector product."""
+
+import math
+
+from numba import prange
+
+from ._config import jit_twins
+
+
+def _softmax_forward(x, out):
+    r""":math:`p_{ij} = e^{x_{ij} - m_i} / \sum_k e^{x_{ik} - m_i}`,
+    :math:`m_i = \max_k x_{ik}`.
+
+    Subtracting the row maximum keeps every exponent <= 0, so nothing overflows
+    (logits of 1e4 are fine) and the largest term is exactly 1.
+    """
+    for i in prange(x.shape[0]):
+        m = x[i, 0]
+        for j in range(1, x.shape[1]):
+            if x[i, j] > m:
+                m = x[i, j]
+        s = 0.0
+        for j in range(x.shape[1]):
+            e = math.exp(x[i, j] - m)
+            out[i, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(x.shape[1]):
+            out[i, j] *= inv
+
+
+def _softmax_backward(dy, p, out):
+    r""":math:`dx = p \odot (dy - \sum_k dy_k p_k)` per row: the product of ``dy``
+    with the full Jacobian :math:`\mathrm{diag}(p) - p p^\top`, not just its
+    diagonal :math:`p(1 - p)`. Saved: the output ``p``.
+    """
+    for i in prange(dy.shape[0]):
+        d = 0.0
+        for j in range(dy.shape[1]):
+            d += dy[i, j] * p[i, j]
+        for j in range(dy.shape[1]):
+            out[i, j] = p[i, j] * (dy[i, j] - d)
+
+
+#: ``softmax_forward(x, out)`` (serial, parallel); rows of ``x`` must be non-empty.
+softmax_forward = jit_twins(_softmax_forward)
+#: ``softmax_backward(dy, p, out)`` (serial, parallel).
+softmax_backward = jit_twins(_softmax_backward)
