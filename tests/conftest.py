@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+# Tolerances for a float32 / float64 result against a float64 reference.
+RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+ATOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+def assert_close(actual, expected, dtype, scale=1.0):
+    """``actual`` (computed in ``dtype``) equals the float64 ``expected``."""
+    np.testing.assert_allclose(
+        np.asarray(actual, dtype=np.float64),
+        expected,
+        rtol=RTOL[dtype] * scale,
+        atol=ATOL[dtype] * scale,
+    )
+
+
+def numeric_vjp(f, x, dy, h=1e-6):
+    """float64 central differences of ``sum(dy * f(x))`` with respect to ``x``."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    flat = x.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        up = np.sum(dy * f(x.copy()))
+        flat[i] = old - h
+        down = np.sum(dy * f(x.copy()))
+        flat[i] = old
+        grad.reshape(-1)[i] = (up - down) / (2 * h)
+    return grad
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def torch():
+    torch = pytest.importorskip("torch")
+    torch.set_default_dtype(torch.float64)
+    return torch

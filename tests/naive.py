@@ -1,0 +1,130 @@
+"""Plain NumPy/SciPy references for every kernel, evaluated in float64.
+
+Written from the formulas in DESIGN.md, independently of the kernels: no shared code.
+"""
+
+import numpy as np
+from scipy.special import expit, logsumexp, ndtr, xlogy
+
+SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
+
+
+def _phi_cdf(x):
+    # ndtr is accurate in the lower tail, where 0.5 * (1 + erf(x/√2)) cancels.
+    return ndtr(x)
+
+
+def _phi_pdf(x):
+    return np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
+
+
+def _gelu_tanh_grad(x):
+    u = SQRT_2_OVER_PI * (x + 0.044715 * x**3)
+    t = np.tanh(u)
+    du = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x**2)
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+
+
+# name -> (f(x, alpha), f'(x, alpha)); derivatives in terms of x.
+ACTIVATIONS = {
+    "identity": (lambda x, a: x, lambda x, a: np.ones_like(x)),
+    "relu": (lambda x, a: np.maximum(x, 0.0), lambda x, a: (x > 0).astype(float)),
+    "leaky_relu": (
+        lambda x, a: np.where(x >= 0, x, a * x),
+        lambda x, a: np.where(x >= 0, 1.0, a),
+    ),
+    "gelu": (
+        lambda x, a: x * _phi_cdf(x),
+        lambda x, a: _phi_cdf(x) + x * _phi_pdf(x),
+    ),
+    "gelu_tanh": (lambda x, a: _gelu_tanh(x), lambda x, a: _gelu_tanh_grad(x)),
+    "tanh": (lambda x, a: np.tanh(x), lambda x, a: 1.0 - np.tanh(x) ** 2),
+    "logistic": (lambda x, a: expit(x), lambda x, a: expit(x) * (1.0 - expit(x))),
+}
+
+
+def linear(x, w, b):
+    return x @ w + b
+
+
+def linear_vjp(dy, x, w):
+    return dy @ w.T, x.T @ dy, dy.sum(axis=0)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_vjp(dy, x):
+    """Through the explicit Jacobian diag(p) - p pᵀ of every row."""
+    p = softmax(x)
+    jac = np.einsum("ij,jk->ijk", p, np.eye(p.shape[1])) - np.einsum("ij,ik->ijk", p, p)
+    return np.einsum("ijk,ij->ik", jac, dy)
+
+
+def _weights(w, n):
+    return np.ones(n) if w is None else np.asarray(w, dtype=float)
+
+
+def softmax_cross_entropy(z, y, w=None):
+    """y: integer labels (n,) or probability rows (n, k)."""
+    n, k = z.shape
+    t = np.eye(k)[y] if np.ndim(y) == 1 else y
+    w = _weights(w, n)
+    logp = z - logsumexp(z, axis=1, keepdims=True)
+    per = -np.sum(np.where(t != 0, t * logp, 0.0), axis=1)  # 0·log 0 = 0
+    loss = np.sum(w * per) / w.sum()
+    grad = (np.exp(logp) * t.sum(1, keepdims=True) - t) * w[:, None] / w.sum()
+    return loss, grad
+
+
+def sigmoid_binary_cross_entropy(z, t, w=None):
+    n = z.shape[0]
+    w = _weights(w, n)
+    # -[t log σ(z) + (1 - t) log(1 - σ(z))] = log(1 + e^z) - t z, via logaddexp.
+    per = (np.logaddexp(0.0, z) - t * z).sum(axis=1)
+    return np.sum(w * per) / w.sum(), (expit(z) - t) * w[:, None] / w.sum()
+
+
+def squared_error(p, t, w=None):
+    n, k = p.shape
+    w = _weights(w, n)
+    loss = np.sum(w[:, None] * (p - t) ** 2) / (w.sum() * k)
+    return loss, 2 * (p - t) * w[:, None] / (w.sum() * k)
+
+
+def poisson_exp(z, t, w=None):
+    n, k = z.shape
+    w = _weights(w, n)
+    mu = np.exp(z)
+    per = xlogy(t, t / mu) - t + mu
+    return np.sum(w[:, None] * per) / (w.sum() * k), (mu - t) * w[:, None] / (
+        w.sum() * k
+    )
+
+
+def sgd(param, grad, velocity, lr, momentum, nesterov, l2):
+    """scikit-learn's SGDOptimizer._get_updates, plus L2."""
+    g = grad + l2 * param
+    velocity = momentum * velocity - lr * g
+    step = momentum * velocity - lr * g if nesterov else velocity
+    return param + step, velocity
+
+
+def adam_torch(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """torch.optim.Adam / AdamW step ``t`` (1-based), written from its documentation."""
+    if decoupled:
+        param = param * (1 - lr * weight_decay)
+        g = grad
+    else:
+        g = grad + weight_decay * param
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
