@@ -48,7 +48,8 @@ def as_float_array(x, name, dtype=None):
     if dtype is None:
         dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.dtype(np.float64)
     # newbyteorder("=") makes a big-endian dtype native; astype then converts bytes.
-    return np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("="))
+    # (np.ascontiguousarray would turn a 0-d array into 1-d.)
+    return np.asarray(arr, dtype=np.dtype(dtype).newbyteorder("="), order="C")
 
 
 def check_shape(arr, shape, name):

@@ -1,0 +1,114 @@
+"""Packaging and kernel-layer rules that outside checks rely on."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+import tracemalloc
+
+import numba
+import numpy as np
+from numba.core.caching import NullCache
+
+import fastnet as fn
+from fastnet import kernels
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_kernels_install_as_fastnet_kernels_only(tmp_path):
+    code = (
+        "import importlib.util, fastnet.kernels, pathlib;"
+        "print(importlib.util.find_spec('kernels'));"
+        "print(pathlib.Path(fastnet.kernels.__file__).parent.name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "kernels"]
+
+
+def test_fastmath_comes_from_one_constant():
+    assert not {"nnan", "ninf", "fast"} & kernels.FASTMATH
+    for path in (ROOT / "kernels").glob("*.py"):
+        if path.name == "_config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword):
+                assert node.arg not in ("fastmath", "cache", "parallel"), (
+                    f"{path.name}: compile options belong in kernels/_config.py"
+                )
+
+
+def _dispatchers():
+    found = []
+    for value in vars(kernels).values():
+        if isinstance(value, numba.core.registry.CPUDispatcher):
+            found.append(value)
+        elif isinstance(value, tuple):
+            found += [
+                v for v in value if isinstance(v, numba.core.registry.CPUDispatcher)
+            ]
+    for act in kernels.ACTIVATIONS.values():
+        for pair in act[:4]:
+            found += list(pair)
+    return found
+
+
+def test_every_kernel_is_cached_and_uses_the_shared_flags():
+    dispatchers = _dispatchers()
+    assert len(dispatchers) > 40
+    for d in dispatchers:
+        assert not isinstance(d._cache, NullCache), d.py_func.__qualname__
+        assert set(d.targetoptions["fastmath"]) == set(kernels.FASTMATH)
+
+
+def test_parallel_twins_are_parallel():
+    serial, parallel = kernels.softmax_forward
+    assert parallel.targetoptions.get("parallel") and not serial.targetoptions.get(
+        "parallel"
+    )
+    assert kernels.pick(kernels.softmax_forward, 10) is serial
+    assert kernels.pick(kernels.softmax_forward, 10**6) is parallel
+
+
+def test_threading_layer_is_safe_for_concurrent_calls():
+    x = np.ones(kernels.PARALLEL_MIN_SIZE * 2)
+    fn.ReLU().forward(x)
+    assert numba.threading_layer() in ("tbb", "omp")
+
+
+def test_training_step_allocates_no_arrays(rng):
+    # Every array in this step is >= 10 KiB (the smallest: 256 x 10 float32), so the
+    # peak of traced memory over 100 steps stays below that only if no step allocates
+    # an array, even a temporary one. Python's own small objects stay under ~3 KiB.
+    layers = [
+        fn.Linear(64, 128, random_state=0),
+        fn.GELU(),
+        fn.Linear(128, 10, random_state=1),
+    ]
+    loss_fn = fn.SoftmaxCrossEntropy()
+    x = rng.standard_normal((256, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 256)
+
+    def step():
+        h = x
+        for layer in layers:
+            h = layer.forward(h)
+        loss_fn.forward(h, y)
+        g = loss_fn.backward()
+        for layer in reversed(layers):
+            g = layer.backward(g)
+
+    for _ in range(3):
+        step()
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(100):
+            step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start < 8 * 1024, peak - start
