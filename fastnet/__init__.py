@@ -10,9 +10,11 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
-from . import kernels
+from . import kernels, optim
+from .graph import Graph, Node
 from .layers import (
     GELU,
+    Dropout,
     Identity,
     LeakyReLU,
     Linear,
@@ -28,22 +30,31 @@ from .losses import (
     SigmoidBinaryCrossEntropy,
     SoftmaxCrossEntropy,
 )
+from .sequential import Sequential
+from .train import History, Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GELU",
+    "Dropout",
+    "Graph",
+    "History",
     "Identity",
     "LeakyReLU",
     "Linear",
     "MSELoss",
     "Module",
+    "Node",
     "PoissonLoss",
     "ReLU",
+    "Sequential",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",
     "Softmax",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "Trainer",
     "kernels",
+    "optim",
 ]

@@ -63,3 +63,18 @@ def check_ndim(arr, ndims, name):
     if arr.ndim not in ndims:
         want = " or ".join(f"{d}-D" for d in ndims)
         raise ValueError(f"{name} must be {want}, got {arr.ndim}-D shape {arr.shape}")
+
+
+def make_generator(random_state):
+    """A ``numpy.random.Generator`` from None, an int, a Generator or a RandomState."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31))
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+    ):
+        raise TypeError(
+            f"random_state must be None, an int or a generator, got {random_state!r}"
+        )
+    return np.random.default_rng(random_state)

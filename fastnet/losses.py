@@ -4,6 +4,10 @@
 Each wraps one fused kernel of ``fastnet.kernels.losses`` that computes the loss and
 its gradient in one pass; ``backward`` returns that gradient (a reused buffer).
 Per-sample weights normalise by their sum, as scikit-learn's weighted losses do.
+
+A training loop checks the values of its targets and weights once with
+:meth:`Loss.prepare` and then calls :meth:`Loss.forward_prepared` per batch, which
+checks only shapes and dtypes (cheap, and allocation-free) before the kernel.
 """
 
 import numpy as np
@@ -16,16 +20,71 @@ class Loss:
     """Validates ``pred``, ``target`` and ``sample_weight``, then runs the kernel."""
 
     kernel = None  # (serial, parallel) pair from fastnet.kernels
+    pred_ndims = (1, 2)
 
     def __init__(self):
-        self._grad = None
-        self._grad_shape = None
+        self._grad = {}
+        self._last = None
         self._no_weights = {}
 
     def __call__(self, pred, target, sample_weight=None):
         return self.forward(pred, target, sample_weight)
 
     def forward(self, pred, target, sample_weight=None):
+        z = self._check_pred(pred)
+        t, w = self.prepare(target, z.shape, z.dtype, sample_weight)
+        return self.forward_prepared(z, t, w)
+
+    def prepare(self, target, pred_shape, dtype, sample_weight=None):
+        """Check ``target`` and ``sample_weight`` for predictions of ``pred_shape``.
+
+        Returns ``(target, weights)`` as the kernel takes them (an empty weight
+        array when there are none); rows can be taken from both for minibatches.
+        """
+        dtype = np.dtype(dtype)
+        t = self._target(np.asarray(target), tuple(pred_shape), dtype)
+        return t, self._weights(sample_weight, pred_shape[0], dtype)
+
+    def forward_prepared(self, pred, target, weights):
+        """The loss of ``pred`` against a target from :meth:`prepare` (or its rows)."""
+        z = pred
+        name = type(self).__name__
+        if not (isinstance(z, np.ndarray) and z.flags.c_contiguous and z.ndim):
+            raise ValueError(f"{name} pred must be a C-contiguous array")
+        n = z.shape[0]
+        z2 = z.reshape(n, -1)
+        want = (n,) if target.ndim == 1 and target.dtype.kind == "i" else z2.shape
+        if (
+            target.shape != want
+            or target.dtype.kind not in "if"
+            or (target.dtype.kind == "f" and target.dtype != z.dtype)
+            or not target.flags.c_contiguous
+            or weights.shape not in ((0,), (n,))
+            or weights.dtype != z.dtype
+        ):
+            raise ValueError(
+                f"{name}: prepared target {target.dtype}{target.shape} / weights "
+                f"{weights.dtype}{weights.shape} do not fit pred {z.dtype}{z.shape}"
+            )
+        grad = self._grad.get((z2.shape, z.dtype))
+        if grad is None:
+            grad = self._grad[(z2.shape, z.dtype)] = np.empty(z2.shape, z.dtype)
+        kernel = self._kernel_for(target)
+        loss = float(kernels.pick(kernel, z.size)(z2, target, weights, grad))
+        self._last = (grad, z.shape)
+        return loss
+
+    def backward(self):
+        """The gradient of the last ``forward``'s loss with respect to ``pred``."""
+        if self._last is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        grad, shape = self._last
+        return grad.reshape(shape)
+
+    def _kernel_for(self, target):
+        return self.kernel
+
+    def _check_pred(self, pred):
         name = type(self).__name__
         z = as_float_array(pred, f"{name} pred")
         check_ndim(z, self.pred_ndims, f"{name} pred")
@@ -33,27 +92,11 @@ class Loss:
             raise ValueError(
                 f"{name} needs at least one sample, got pred of shape {z.shape}"
             )
-        z2 = z.reshape(z.shape[0], -1)
-        if z2.shape[1] == 0:
+        if z.size == 0:
             raise ValueError(
                 f"{name} needs at least one output, got pred of shape {z.shape}"
             )
-        t = self._target(target, z, z2)
-        w = self._weights(sample_weight, z.shape[0], z.dtype)
-        if (
-            self._grad is None
-            or self._grad.shape != z2.shape
-            or self._grad.dtype != z.dtype
-        ):
-            self._grad = np.empty(z2.shape, z.dtype)
-        self._grad_shape = z.shape
-        return float(kernels.pick(self.kernel, z.size)(z2, t, w, self._grad))
-
-    def backward(self):
-        """The gradient of the last ``forward``'s loss with respect to ``pred``."""
-        if self._grad_shape is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._grad.reshape(self._grad_shape)
+        return z
 
     def _weights(self, sample_weight, n, dtype):
         if sample_weight is None:
@@ -68,17 +111,17 @@ class Loss:
             raise ValueError("sample_weight must have a positive sum")
         return w
 
-    def _float_target(self, target, z, z2, low=None, high=None):
+    def _float_target(self, target, shape, dtype, low=None, high=None):
         name = f"{type(self).__name__} target"
-        t = as_float_array(target, name, z.dtype)
-        check_shape(t, z.shape, name)
+        t = as_float_array(target, name, dtype)
+        check_shape(t, shape, name)
         if not np.isfinite(t).all():
             raise ValueError(f"{name} contains NaN or infinity")
         if low is not None and (t < low).any():
             raise ValueError(f"{name} must be >= {low}, got a minimum of {t.min()}")
         if high is not None and (t > high).any():
             raise ValueError(f"{name} must be <= {high}, got a maximum of {t.max()}")
-        return t.reshape(z2.shape)
+        return t.reshape(shape[0], -1)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -93,19 +136,15 @@ class SoftmaxCrossEntropy(Loss):
 
     pred_ndims = (2,)
 
-    def forward(self, pred, target, sample_weight=None):
-        t = np.asarray(target)
-        self.kernel = (
-            kernels.softmax_cross_entropy
-            if t.ndim == 1
-            else kernels.softmax_cross_entropy_dense
-        )
-        return super().forward(pred, t, sample_weight)
+    def _kernel_for(self, target):
+        if target.dtype.kind == "i":
+            return kernels.softmax_cross_entropy
+        return kernels.softmax_cross_entropy_dense
 
-    def _target(self, target, z, z2):
+    def _target(self, target, shape, dtype):
         if target.ndim != 1:
-            return self._float_target(target, z, z2, low=0.0)
-        n, k = z.shape
+            return self._float_target(target, shape, dtype, low=0.0)
+        n, k = shape
         check_shape(target, (n,), "SoftmaxCrossEntropy labels")
         if target.dtype.kind == "f" and np.array_equal(target, np.round(target)):
             target = target.astype(np.int64)
@@ -132,22 +171,20 @@ class SigmoidBinaryCrossEntropy(Loss):
               \partial L/\partial z = w_i(\sigma(z) - t)/W
     """
 
-    pred_ndims = (1, 2)
     kernel = kernels.sigmoid_binary_cross_entropy
 
-    def _target(self, target, z, z2):
-        return self._float_target(target, z, z2, low=0.0, high=1.0)
+    def _target(self, target, shape, dtype):
+        return self._float_target(target, shape, dtype, low=0.0, high=1.0)
 
 
 class MSELoss(Loss):
     r"""Mean squared error :math:`\mathrm{mean}((p - t)^2)`; gradient
     :math:`2 (p - t) / \mathrm{size}` (weighted: rows scaled by :math:`w_i / W`)."""
 
-    pred_ndims = (1, 2)
     kernel = kernels.squared_error
 
-    def _target(self, target, z, z2):
-        return self._float_target(target, z, z2)
+    def _target(self, target, shape, dtype):
+        return self._float_target(target, shape, dtype)
 
 
 class PoissonLoss(Loss):
@@ -155,8 +192,7 @@ class PoissonLoss(Loss):
     over elements; gradient :math:`(e^{z} - t) / \mathrm{size}`. ``pred`` is the
     log-rate."""
 
-    pred_ndims = (1, 2)
     kernel = kernels.poisson_exp
 
-    def _target(self, target, z, z2):
-        return self._float_target(target, z, z2, low=0.0)
+    def _target(self, target, shape, dtype):
+        return self._float_target(target, shape, dtype, low=0.0)

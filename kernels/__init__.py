@@ -11,6 +11,7 @@ Kernels with a row- or element-parallel loop come as a ``(serial, parallel)`` pa
 
 from ._config import FASTMATH, PARALLEL_MIN_SIZE
 from .activations import ACTIVATIONS, Activation
+from .dropout import dropout_backward, dropout_forward
 from .linear import column_sum, linear_backward, linear_forward
 from .losses import (
     poisson_exp,
@@ -19,7 +20,7 @@ from .losses import (
     softmax_cross_entropy_dense,
     squared_error,
 )
-from .optimizers import adam_update, sgd_update
+from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
 from .softmax import softmax_backward, softmax_forward
 
 
@@ -36,10 +37,13 @@ __all__ = [
     "Activation",
     "adam_update",
     "column_sum",
+    "dropout_backward",
+    "dropout_forward",
     "linear_backward",
     "linear_forward",
     "pick",
     "poisson_exp",
+    "scale_inplace",
     "sgd_update",
     "sigmoid_binary_cross_entropy",
     "softmax_backward",
@@ -47,4 +51,5 @@ __all__ = [
     "softmax_cross_entropy_dense",
     "softmax_forward",
     "squared_error",
+    "sum_squares",
 ]

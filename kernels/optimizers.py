@@ -9,7 +9,7 @@ import math
 
 from numba import prange
 
-from ._config import jit_twins
+from ._config import jit, jit_twins
 
 
 def _sgd_update(param, grad, velocity, lr, momentum, nesterov, l2):
@@ -68,3 +68,19 @@ sgd_update = jit_twins(_sgd_update)
 #: ``adam_update(param, grad, m, v, step_size, beta1, beta2, eps, l2, decay)``
 #: (serial, parallel).
 adam_update = jit_twins(_adam_update)
+
+
+@jit
+def sum_squares(x):
+    r""":math:`\sum_i x_i^2` of a 1-D array, accumulated in float64 (norm clipping)."""
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += float(x[i]) * float(x[i])
+    return total
+
+
+@jit
+def scale_inplace(x, factor):
+    """``x *= factor`` on a 1-D array."""
+    for i in range(x.shape[0]):
+        x[i] *= factor

@@ -2,12 +2,14 @@
 
 from .activations import GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Module
+from .dropout import Dropout
 from .linear import Linear
 from .softmax import Softmax
 
 __all__ = [
     "GELU",
     "Activation",
+    "Dropout",
     "Identity",
     "LeakyReLU",
     "Linear",

@@ -2,6 +2,9 @@
 
 import numpy as np
 
+#: Buffers kept per key and module, one per distinct shape (see Module._buffer).
+MAX_SHAPES = 4
+
 
 class Module:
     """A differentiable function with its own parameters and workspaces.
@@ -30,11 +33,19 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def _buffer(self, key, shape, dtype):
-        """A reusable array for ``key``, reallocated only when shape or dtype change."""
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
-            self._buffers[key] = buf
+        """A reusable array for ``key`` of this shape and dtype.
+
+        Up to :data:`MAX_SHAPES` shapes per key are kept, so alternating batch sizes
+        (full batches, the last partial one, a validation set) reuse their buffers
+        instead of reallocating; the oldest shape is dropped beyond that.
+        """
+        k = (key, shape, dtype)
+        buf = self._buffers.get(k)
+        if buf is None:
+            same = [old for old in self._buffers if old[0] == key]
+            if len(same) >= MAX_SHAPES:
+                del self._buffers[same[0]]
+            buf = self._buffers[k] = np.empty(shape, dtype=dtype)
         return buf
 
     @staticmethod

@@ -1,0 +1,56 @@
+"""Atomic ``.npz`` files: written to a temporary file beside the target, renamed."""
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+
+def save_npz(path, arrays, meta):
+    """Write ``arrays`` (name -> ndarray) and JSON-able ``meta`` to ``path`` atomically.
+
+    A crash or kill at any moment leaves either the old file or the new one, never a
+    partial file: the data is written and fsynced to a temporary file in the same
+    directory and then renamed over ``path`` (``os.replace`` is atomic on POSIX).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastnet-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_npz(path, what="file"):
+    """``(arrays, meta)`` from a file written by :func:`save_npz`; never unpickles.
+
+    Raises ``ValueError`` naming the problem for a missing, truncated, corrupt or
+    foreign file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"{what} {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise ValueError(f"{what} {path!r} is truncated or corrupt: {exc}") from exc
+    except ValueError as exc:  # object arrays need pickle; np.load refuses them
+        raise ValueError(f"{what} {path!r} cannot be read safely: {exc}") from exc
+    meta = arrays.pop("__meta__", None)
+    if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
+        raise ValueError(f"{what} {path!r} is not a fastnet file (no metadata)")
+    try:
+        return arrays, json.loads(str(meta))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} {path!r} has corrupt metadata: {exc}") from exc

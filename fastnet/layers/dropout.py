@@ -1,0 +1,56 @@
+"""``Dropout``: inverted dropout, seeded, the identity at inference."""
+
+import numbers
+
+from .. import kernels
+from .._checks import as_float_array, check_shape, make_generator
+from .base import Module
+
+
+class Dropout(Module):
+    r"""Zero each element with probability ``p`` while training and scale the rest
+    by :math:`1/(1-p)`; with ``train=False`` (or ``p == 0``) the identity.
+
+    Draws come from ``numpy.random.default_rng(random_state)``; its state is
+    ``self.rng.bit_generator.state``, saved and restored by training checkpoints.
+    Backward: :math:`dx = dy\,[u \ge p]/(1-p)` with the same draws.
+    """
+
+    def __init__(self, p=0.5, random_state=None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+            raise ValueError(f"Dropout p must be a number in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.rng = make_generator(random_state)
+        self._u = None
+        self._shape = None
+
+    def forward(self, x, train=True):
+        x = as_float_array(x, "Dropout input")
+        self._shape = x.shape
+        if not train or self.p == 0.0:
+            self._u = None
+            return x
+        u = self._buffer("u", x.shape, x.dtype)
+        self.rng.random(out=u.reshape(-1), dtype=x.dtype)
+        out = self._buffer("y", x.shape, x.dtype)
+        kernel = kernels.pick(kernels.dropout_forward, x.size)
+        kernel(x.reshape(-1), u.reshape(-1), self.p, out.reshape(-1))
+        self._u = u
+        return out
+
+    def backward(self, dy):
+        self._require_forward(self._shape)
+        dy = as_float_array(dy, "Dropout output gradient")
+        check_shape(dy, self._shape, "Dropout output gradient")
+        if self._u is None:
+            return dy
+        u = self._u
+        dy = dy.astype(u.dtype, copy=False)
+        dx = self._buffer("dx", u.shape, u.dtype)
+        kernel = kernels.pick(kernels.dropout_backward, u.size)
+        kernel(dy.reshape(-1), u.reshape(-1), self.p, dx.reshape(-1))
+        return dx
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
