@@ -181,7 +181,7 @@ class Optimizer:
     def _slots(self, name, p):
         st = self.state.get(name)
         if st is None or any(
-            a.shape != p.shape or a.dtype != p.dtype for a in st.values()
+            a.shape != (p.size,) or a.dtype != p.dtype for a in st.values()
         ):
             st = self.state[name] = {s: np.zeros(p.size, p.dtype) for s in self.slots}
         return st
