@@ -40,6 +40,12 @@ def load_npz(path, what="file"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"{what} {path!r} does not exist")
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise ValueError(
+                f"{what} {path!r} is not an .npz file: truncated, corrupt or of "
+                "another format"
+            )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -3,6 +3,7 @@
 import math
 import numbers
 import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -238,10 +239,12 @@ class Trainer:
             for lo in range(0, n, self.batch_size):
                 idx = order[lo : lo + self.batch_size]
                 xb, tb, wb = batches[idx.shape[0]]
-                np.take(X, idx, axis=0, out=xb)
-                np.take(t, idx, axis=0, out=tb)
+                # mode="clip": with the default "raise", take() buffers its output
+                # in a temporary array; these indices are a permutation, in range.
+                np.take(X, idx, axis=0, out=xb, mode="clip")
+                np.take(t, idx, axis=0, out=tb, mode="clip")
                 if w.size:
-                    np.take(w, idx, out=wb)
+                    np.take(w, idx, out=wb, mode="clip")
                 out = self.model.forward(xb, train=True)
                 value = self.loss.forward_prepared(out, tb, wb)
                 if not math.isfinite(value):
@@ -277,7 +280,8 @@ class Trainer:
             extra = f", val_loss {monitored:.4g}" if val is not None else ""
             tqdm.write(
                 f"epoch {epoch + 1}/{self.epochs}: loss {loss:.4g}{extra}, "
-                f"{n / max(seconds, 1e-9):.0f} samples/s"
+                f"{n / max(seconds, 1e-9):.0f} samples/s",
+                file=sys.stderr,
             )
         if self.early_stopping and self._bad_epochs >= self.patience:
             h.stop_reason = f"no improvement of {self.tol} in {self.patience} epochs"

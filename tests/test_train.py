@@ -1,0 +1,279 @@
+"""Trainer: learning, stopping rules, faults, checkpoints and resume after SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+import fastnet as fn
+from tests.train_script import data, make_trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(
+        (X / 16).astype(np.float32), y, test_size=0.25, random_state=0
+    )
+
+
+def mlp(seed=0, n_in=64, hidden=64, n_out=10):
+    return fn.Sequential(
+        fn.Linear(n_in, hidden, random_state=seed),
+        fn.ReLU(),
+        fn.Linear(hidden, n_out, random_state=seed + 1),
+    )
+
+
+def test_digits_reach_95_percent_in_30_epochs():
+    Xtr, Xte, ytr, yte = digits_split()
+    model = mlp()
+    trainer = fn.Trainer(
+        model,
+        fn.SoftmaxCrossEntropy(),
+        fn.optim.Adam(lr=1e-3),
+        batch_size=32,
+        epochs=30,
+        random_state=0,
+        validation_data=(Xte, yte),
+    )
+    hist = trainer.fit(Xtr, ytr)
+    assert len(hist.loss) == 30 and len(hist.epoch_time) == 30
+    assert hist.val_score[-1] >= 0.95
+    accuracy = (model.forward(Xte, train=False).argmax(1) == yte).mean()
+    assert accuracy == pytest.approx(hist.val_score[-1])
+    assert hist.loss[-1] < hist.loss[0] / 5
+
+
+def test_same_seed_same_weights_bit_for_bit():
+    X, y = data()
+    a, b = make_trainer(epochs=2), make_trainer(epochs=2)
+    a.fit(X, y)
+    b.fit(X, y)
+    for k, v in a.model.params.items():
+        np.testing.assert_array_equal(v, b.model.params[k])
+
+
+def test_last_partial_batch_and_weights(rng):
+    X = rng.standard_normal((70, 3))
+    y = X @ np.array([[1.0], [-2.0], [0.5]])
+    model = fn.Sequential(fn.Linear(3, 1, dtype=np.float64, random_state=0))
+    hist = fn.Trainer(
+        model,
+        fn.MSELoss(),
+        fn.optim.SGD(lr=0.1),
+        batch_size=32,
+        epochs=60,
+        random_state=0,
+    ).fit(X, y, sample_weight=np.full(70, 2.0))
+    np.testing.assert_allclose(model.params["0.W"].ravel(), [1.0, -2.0, 0.5], atol=1e-3)
+    assert hist.loss[-1] < 1e-6
+
+
+def test_early_stopping_restores_the_best_weights():
+    Xtr, Xte, ytr, yte = digits_split()
+    snapshots = {}
+
+    def remember(trainer, epoch, history):
+        snapshots[epoch] = {k: v.copy() for k, v in trainer.model.params.items()}
+
+    model = mlp()
+    hist = fn.Trainer(
+        model,
+        fn.SoftmaxCrossEntropy(),
+        fn.optim.Adam(lr=0.05),
+        batch_size=16,
+        epochs=200,
+        random_state=0,
+        validation_data=(Xte, yte),
+        early_stopping=True,
+        patience=3,
+        callbacks=[remember],
+    ).fit(Xtr, ytr)
+    assert hist.stop_reason.startswith("no improvement")
+    assert len(hist.loss) < 200
+    best = int(np.argmin(hist.val_loss))
+    assert hist.best_epoch == best
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(v, snapshots[best][k])
+
+
+def test_divergence_stops_with_a_warning_and_finite_weights():
+    X, y = data()
+    model = mlp(n_out=1)
+    trainer = fn.Trainer(
+        model, fn.MSELoss(), fn.optim.SGD(lr=10.0), epochs=50, random_state=0
+    )
+    with pytest.warns(RuntimeWarning, match="NaN or infinite"):
+        hist = trainer.fit(X, y.astype(float).reshape(-1, 1))
+    assert hist.stop_reason == "non-finite loss"
+    assert len(hist.loss) < 50
+    for v in model.params.values():
+        assert np.isfinite(v).all()
+    assert np.isfinite(model.forward(X, train=False)).all()
+
+
+def test_callback_can_stop_and_verbose_prints(capsys):
+    X, y = data()
+    hist = fn.Trainer(
+        mlp(),
+        fn.SoftmaxCrossEntropy(),
+        fn.optim.Adam(),
+        epochs=10,
+        random_state=0,
+        verbose=True,
+        callbacks=[lambda t, e, h: e == 1],
+    ).fit(X, y)
+    assert len(hist.loss) == 2 and "callback" in hist.stop_reason
+    err = capsys.readouterr().err
+    assert "epoch 2/10: loss" in err and "samples/s" in err
+
+
+def test_n_threads_is_applied_and_restored():
+    seen = []
+    before = numba.get_num_threads()
+    X, y = data()
+    fn.Trainer(
+        mlp(),
+        fn.SoftmaxCrossEntropy(),
+        fn.optim.Adam(),
+        epochs=1,
+        n_threads=1,
+        callbacks=[lambda *a: seen.append(numba.get_num_threads())],
+    ).fit(X, y)
+    assert seen == [1] and numba.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,words",
+    [
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"epochs": -1}, ValueError, "epochs"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"tol": -1}, ValueError, "tol"),
+        ({"n_threads": 0}, ValueError, "n_threads"),
+        ({"callbacks": [3]}, TypeError, "callables"),
+    ],
+)
+def test_bad_settings(kwargs, exc, words):
+    with pytest.raises(exc, match=words):
+        fn.Trainer(mlp(), fn.SoftmaxCrossEntropy(), fn.optim.SGD(), **kwargs)
+
+
+def test_bad_data():
+    t = fn.Trainer(mlp(), fn.SoftmaxCrossEntropy(), fn.optim.SGD(), epochs=1)
+    X, y = data()
+    with pytest.raises(ValueError, match="NaN"):
+        t.fit(np.where(X > 0.9, np.nan, X), y)
+    with pytest.raises(ValueError, match="1797 samples but its targets have 10"):
+        t.fit(X, y[:10])
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        t.fit(X, y + 5)
+    with pytest.raises(ValueError, match="expected"):
+        t.fit(X[:, :5], y)
+    with pytest.raises(ValueError, match="resume"):
+        t.fit(X, y, resume=True)
+
+
+def test_a_training_step_allocates_no_arrays(rng):
+    X = rng.standard_normal((2048, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 2048)
+    trainer = fn.Trainer(
+        mlp(hidden=128),
+        fn.SoftmaxCrossEntropy(),
+        fn.optim.Adam(),
+        batch_size=256,
+        epochs=1,
+        random_state=0,
+    )
+    trainer.fit(X, y)  # warm: buffers and optimizer state exist now
+    Xp, t, w = trainer._prepare(X, y, None, "X")
+    batches = trainer._batch_buffers(Xp, t, w)
+    order = np.arange(2048)
+    params, grads = trainer.model.params, trainer.model.grads
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        trainer._epoch(0, order, Xp, t, w, batches, params, grads)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The smallest per-step array would be 256 x 10 float32 = 10 KiB.
+    assert peak - start < 8 * 1024, peak - start
+
+
+def test_checkpoint_and_resume_equal_an_uninterrupted_run(tmp_path):
+    X, y = data()
+    straight = make_trainer()
+    straight.fit(X, y)
+    path = tmp_path / "ckpt.npz"
+    first = make_trainer(path, epochs=8)
+    first.epochs = 3  # stop early, as if interrupted after epoch 3
+    first.fit(X, y)
+    resumed = make_trainer(path)
+    hist = resumed.fit(X, y, resume=True)
+    assert len(hist.loss) == 8
+    np.testing.assert_array_equal(hist.loss, straight.history.loss)
+    for k, v in straight.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[k], v)
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
+    X, y = data()
+    straight = make_trainer()
+    straight.fit(X, y)
+    path = tmp_path / "ckpt.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.train_script", str(path), "8", "0.4"], cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.6)  # into a later epoch, possibly mid-save
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert path.exists()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "ckpt.npz"]
+    resumed = make_trainer(path)
+    hist = resumed.fit(X, y, resume=True)
+    assert len(hist.loss) == 8
+    for k, v in straight.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[k], v)
+    # a kill during a save may leave a temporary file, never a corrupt checkpoint
+    assert all(name.startswith(".fastnet-") for name in leftovers)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not an .npz file: truncated, corrupt"):
+        make_trainer(path).fit(*data(), resume=True)
+
+
+def test_checkpoint_of_another_model_is_rejected(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    make_trainer(path, epochs=1).fit(*data())
+    other = fn.Trainer(
+        mlp(hidden=16),
+        fn.SoftmaxCrossEntropy(),
+        fn.optim.Adam(),
+        epochs=2,
+        checkpoint=path,
+    )
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="does not match"):
+        other.fit(*data(), resume=True)
