@@ -1,5 +1,12 @@
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (a red CI run is then reproducible);
+# `pytest --hypothesis-profile=explore` draws new ones.
+settings.register_profile("default", derandomize=True, deadline=None)
+settings.register_profile("explore", derandomize=False, deadline=None)
+settings.load_profile("default")
 
 # Tolerances for a float32 / float64 result against a float64 reference.
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}

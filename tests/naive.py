@@ -19,14 +19,19 @@ def _phi_pdf(x):
 
 
 def _gelu_tanh(x):
-    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
+    # 0.5 x (1 + tanh u) written with 1 + tanh(u) = 2 expit(2u): the same function
+    # without the cancellation of 1 + tanh(u) for negative x.
+    u = SQRT_2_OVER_PI * (x + 0.044715 * x**3)
+    return x * expit(2 * u)
 
 
 def _gelu_tanh_grad(x):
+    # d/dx of 0.5 x (1 + tanh u): 0.5 (1 + t) + 0.5 x (1 - t²) u', with
+    # 0.5 (1 + t) = s and 1 - t² = 4 s (1 - s), s = expit(2u).
     u = SQRT_2_OVER_PI * (x + 0.044715 * x**3)
-    t = np.tanh(u)
+    s = expit(2 * u)
     du = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x**2)
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+    return s + 2.0 * x * s * (1.0 - s) * du
 
 
 # name -> (f(x, alpha), f'(x, alpha)); derivatives in terms of x.

@@ -261,7 +261,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "ckpt.npz"
     path.write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="not an .npz file: truncated, corrupt"):
+    with pytest.raises(ValueError, match=r"not an \.npz file: truncated, corrupt"):
         make_trainer(path).fit(*data(), resume=True)
 
 
