@@ -11,10 +11,12 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
 from . import kernels, optim
+from .contract import einsum, einsum_vjp
 from .graph import Graph, Node
 from .layers import (
     GELU,
     Dropout,
+    Einsum,
     Identity,
     LeakyReLU,
     Linear,
@@ -38,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GELU",
     "Dropout",
+    "Einsum",
     "Graph",
     "History",
     "Identity",
@@ -55,6 +58,8 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Tanh",
     "Trainer",
+    "einsum",
+    "einsum_vjp",
     "kernels",
     "optim",
 ]

@@ -12,6 +12,7 @@ Kernels with a row- or element-parallel loop come as a ``(serial, parallel)`` pa
 from ._config import FASTMATH, PARALLEL_MIN_SIZE
 from .activations import ACTIVATIONS, Activation
 from .dropout import dropout_backward, dropout_forward
+from .einsum import batched_matmul, strided_reduce
 from .linear import column_sum, linear_backward, linear_forward
 from .losses import (
     poisson_exp,
@@ -36,6 +37,7 @@ __all__ = [
     "PARALLEL_MIN_SIZE",
     "Activation",
     "adam_update",
+    "batched_matmul",
     "column_sum",
     "dropout_backward",
     "dropout_forward",
@@ -51,5 +53,6 @@ __all__ = [
     "softmax_cross_entropy_dense",
     "softmax_forward",
     "squared_error",
+    "strided_reduce",
     "sum_squares",
 ]

@@ -3,6 +3,7 @@
 from .activations import GELU, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Module
 from .dropout import Dropout
+from .einsum import Einsum
 from .linear import Linear
 from .softmax import Softmax
 
@@ -10,6 +11,7 @@ __all__ = [
     "GELU",
     "Activation",
     "Dropout",
+    "Einsum",
     "Identity",
     "LeakyReLU",
     "Linear",
