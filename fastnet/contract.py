@@ -172,10 +172,21 @@ def _arrange(x, labels, order, sizes):
     return np.asarray(x, order="C")
 
 
-def _pair(x, lx, y, ly, keep, sizes):
-    """Contract two operands, keeping the labels in ``keep``: one batched GEMM."""
+def _pair(x, lx, y, ly, keep, sizes, want=None):
+    """Contract two operands, keeping the labels in ``keep``: one batched GEMM.
+
+    ``want``: the label order the caller needs next; when swapping the operands
+    yields it directly, they are swapped, which saves a transposing copy.
+    """
     x, lx = _reduce_to(x, lx, keep | set(ly))
     y, ly = _reduce_to(y, ly, keep | set(lx))
+    if want is not None:
+        swapped = [lab for lab in ly if lab in lx and lab in keep]
+        swapped += [lab for lab in ly if lab not in lx] + [
+            lab for lab in lx if lab not in ly
+        ]
+        if swapped == list(want):
+            return _pair(y, ly, x, lx, keep, sizes)
     batch = [lab for lab in lx if lab in ly and lab in keep]
     contr = [lab for lab in lx if lab in ly and lab not in keep]
     fx = [lab for lab in lx if lab not in ly]
@@ -215,7 +226,8 @@ def _contract(operands, labels, out, sizes):
         z, lz = group[0]
         for m, (y, ly) in enumerate(group[1:], start=2):
             keep = rest.union(*(set(lg) for _, lg in group[m:]))
-            z, lz = _pair(z, lz, y, ly, keep, sizes)
+            last = not lbs and m == len(group)
+            z, lz = _pair(z, lz, y, ly, keep, sizes, want=out if last else None)
         ops.append(z)
         lbs.append(lz)
     (x,), (lx,) = ops, lbs

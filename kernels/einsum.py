@@ -12,6 +12,16 @@ from numba import prange
 from ._config import jit, jit_twins
 
 
+@jit
+def _offset(index, shape, strides):
+    """Element offset of the C-order flat ``index`` over ``shape`` with ``strides``."""
+    off = 0
+    for ax in range(shape.shape[0] - 1, -1, -1):
+        off += (index % shape[ax]) * strides[ax]
+        index //= shape[ax]
+    return off
+
+
 def _strided_reduce(src, offset, out_shape, out_strides, red_shape, red_strides, out):
     r""":math:`out[o] = \sum_r src[offset + o \cdot s_{out} + r \cdot s_{red}]`.
 
@@ -19,24 +29,16 @@ def _strided_reduce(src, offset, out_shape, out_strides, red_shape, red_strides,
     over ``out_shape``. Strides count elements; a repeated label's stride is the sum
     of its axes' strides, which walks the diagonal.
     """
-    n_out = out.shape[0]
     n_red = 1
     for d in red_shape:
         n_red *= d
-    for o in prange(n_out):
-        base = offset
-        rem = o
-        for ax in range(out_shape.shape[0] - 1, -1, -1):
-            base += (rem % out_shape[ax]) * out_strides[ax]
-            rem //= out_shape[ax]
+    for o in prange(out.shape[0]):
+        # (the parallel loop index is unsigned; int64 keeps the index arithmetic
+        # integral instead of promoting uint64 op int64 to float64)
+        base = offset + _offset(np.int64(o), out_shape, out_strides)
         acc = 0.0
         for r in range(n_red):
-            off = base
-            rem = r
-            for ax in range(red_shape.shape[0] - 1, -1, -1):
-                off += (rem % red_shape[ax]) * red_strides[ax]
-                rem //= red_shape[ax]
-            acc += src[off]
+            acc += src[base + _offset(r, red_shape, red_strides)]
         out[o] = acc
 
 

@@ -249,3 +249,10 @@ def test_hypothesis_random_equations(case, seed):
         fn.einsum_vjp(eq, ops, g), exact_grads(eq, ops, g), strict=True
     ):
         np.testing.assert_allclose(got, exact, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("eq", ["ij->i", "ii->i", "ijk->k"])
+def test_large_single_operand_reductions_take_the_parallel_kernel(eq, rng):
+    shape = {"ij->i": (300, 300), "ii->i": (300, 300), "ijk->k": (40, 50, 60)}[eq]
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(fn.einsum(eq, x), np.einsum(eq, x), rtol=1e-12)
