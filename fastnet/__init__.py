@@ -12,6 +12,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 from . import kernels, optim
 from .contract import einsum, einsum_vjp
+from .estimator import MLPClassifier, MLPRegressor
 from .graph import Graph, Node
 from .layers import (
     GELU,
@@ -46,6 +47,8 @@ __all__ = [
     "Identity",
     "LeakyReLU",
     "Linear",
+    "MLPClassifier",
+    "MLPRegressor",
     "MSELoss",
     "Module",
     "Node",

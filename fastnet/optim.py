@@ -136,10 +136,16 @@ class Optimizer:
             None if clip_norm is None else _positive(clip_norm, "clip_norm")
         )
         self.t = 0  # update steps taken
+        self.weight_decay = 0.0
         self.state = {}  # param name -> {slot: array}
 
-    def step(self, params, grads):
-        """Update every array of ``params`` in place from ``grads`` (same keys)."""
+    def step(self, params, grads, weight_decay=None):
+        """Update every array of ``params`` in place from ``grads`` (same keys).
+
+        ``weight_decay``: optional per-parameter L2 coefficients (name -> float) that
+        replace the optimizer's own for this step (scikit-learn's MLP decays weights
+        but not intercepts, by ``alpha / batch size``).
+        """
         if params.keys() != grads.keys():
             raise ValueError(
                 f"params and grads name different arrays: {sorted(params)} vs "
@@ -151,7 +157,12 @@ class Optimizer:
             self._clip(grads)
         self.t += 1
         for name, p in params.items():
-            self._update(p.reshape(-1), grads[name].reshape(-1), self._slots(name, p))
+            l2 = self.weight_decay
+            if weight_decay is not None:
+                l2 = weight_decay.get(name, 0.0)
+            self._update(
+                p.reshape(-1), grads[name].reshape(-1), self._slots(name, p), l2
+            )
 
     def epoch_end(self, epoch, samples_seen, loss):
         """Advance the learning-rate schedule after an epoch."""
@@ -239,7 +250,7 @@ class SGD(Optimizer):
         self.slots = ("velocity",) if self.momentum else ()
         self._empty = {}
 
-    def _update(self, p, g, st):
+    def _update(self, p, g, st, l2):
         dt = p.dtype.type
         velocity = st.get("velocity")
         if velocity is None:
@@ -252,7 +263,7 @@ class SGD(Optimizer):
             dt(self.lr),
             dt(self.momentum),
             self.nesterov,
-            dt(self.weight_decay),
+            dt(l2),
         )
 
 
@@ -289,15 +300,15 @@ class Adam(Optimizer):
             )
         self.eps_placement = eps_placement
 
-    def _update(self, p, g, st):
+    def _update(self, p, g, st, l2):
         dt = p.dtype.type
         correction = math.sqrt(1 - self.beta2**self.t)
         step_size = self.lr * correction / (1 - self.beta1**self.t)
         eps = self.eps * correction if self.eps_placement == "torch" else self.eps
         if self.decoupled:
-            l2, decay = 0.0, 1.0 - self.lr * self.weight_decay
+            l2, decay = 0.0, 1.0 - self.lr * l2
         else:
-            l2, decay = self.weight_decay, 1.0
+            decay = 1.0
         kernel = kernels.pick(kernels.adam_update, p.size)
         kernel(
             p,

@@ -23,6 +23,7 @@ from .losses import (
 )
 from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
 from .softmax import softmax_backward, softmax_forward
+from .util import all_finite, axpy
 
 
 def pick(twins, size):
@@ -37,6 +38,8 @@ __all__ = [
     "PARALLEL_MIN_SIZE",
     "Activation",
     "adam_update",
+    "all_finite",
+    "axpy",
     "batched_matmul",
     "column_sum",
     "dropout_backward",

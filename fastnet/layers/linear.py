@@ -65,20 +65,24 @@ class Linear(Module):
 
     def _check_params(self):
         # Parameters can be replaced by the user (or a loader) and the kernel
-        # trusts their shapes, so they are checked on every call.
+        # trusts their shapes, so they are checked on every call. Parameters may be
+        # read-only (inference from a memory map); gradients are written.
         for name, shape in (("W", (self.n_in, self.n_out)), ("b", (self.n_out,))):
-            for arr in (self.params[name], self.grads[name]):
+            for arr, store in (
+                (self.params[name], "params"),
+                (self.grads[name], "grads"),
+            ):
                 ok = (
                     isinstance(arr, np.ndarray)
                     and arr.shape == shape
                     and arr.dtype == self.dtype
                     and arr.flags.c_contiguous
-                    and arr.flags.writeable
+                    and (arr.flags.writeable or store == "params")
                 )
                 if not ok:
                     raise ValueError(
-                        f"Linear {name} and its gradient must be writeable "
-                        f"C-contiguous {self.dtype} arrays of shape {shape}; got "
+                        f"Linear {store}[{name!r}] must be a C-contiguous {self.dtype} "
+                        f"array of shape {shape}; got "
                         f"{getattr(arr, 'dtype', type(arr).__name__)} "
                         f"{getattr(arr, 'shape', '')}"
                     )

@@ -137,7 +137,7 @@ def test_bad_dtype_is_rejected():
 def test_replaced_parameter_of_wrong_shape_is_caught_before_the_kernel():
     layer = fn.Linear(3, 2)
     layer.params["W"] = np.ones((2, 3), np.float32)
-    with pytest.raises(ValueError, match=r"Linear W .* shape \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"Linear params\['W'\] .* shape \(3, 2\)"):
         layer.forward(np.ones((1, 3)))
 
 

@@ -1,0 +1,623 @@
+"""scikit-learn drop-ins: ``MLPClassifier`` and ``MLPRegressor``.
+
+They subclass scikit-learn's own classes, so parameters, fitted attributes, input
+validation, error messages, label handling, ``partial_fit`` bookkeeping and the
+stopping rules are scikit-learn's, version for version. What changes is where the
+arithmetic runs: every forward pass, loss, backward pass and optimizer update goes
+through fastnet's compiled kernels (the modules of ``fastnet.layers`` over the
+estimator's own ``coefs_`` / ``intercepts_`` arrays).
+
+Beyond scikit-learn: ``activation='gelu'`` and ``'leaky_relu'``, ``n_threads``,
+``dropout``; ``partial_fit`` only where it works (stochastic solvers, for the
+regressor too); Poisson targets checked for negatives; the L-BFGS gradient of a
+multi-output squared error consistent with its loss (scikit-learn #8349); and a
+fast path for predicting a single well-formed row.
+"""
+
+import warnings
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier as _SkClassifier
+from sklearn.neural_network import MLPRegressor as _SkRegressor
+from sklearn.utils import gen_batches, shuffle
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import validate_data
+
+from . import kernels
+from ._threads import thread_limit
+from .layers import (
+    GELU,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import MSELoss, PoissonLoss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
+from .optim import SGD, Adam, InverseScaling
+
+#: ``activation=`` name -> hidden-layer module factory.
+HIDDEN_ACTIVATIONS = {
+    "identity": Identity,
+    "logistic": Sigmoid,
+    "tanh": Tanh,
+    "relu": ReLU,
+    "gelu": GELU,
+    "leaky_relu": LeakyReLU,
+}
+#: ``out_activation_`` -> (output module for predictions, fused training loss)
+OUTPUTS = {
+    "softmax": (Softmax, SoftmaxCrossEntropy),
+    "logistic": (Sigmoid, SigmoidBinaryCrossEntropy),
+    "identity": (Identity, MSELoss),
+    "exp": (None, PoissonLoss),
+}
+
+_STOCHASTIC = ("sgd", "adam")
+
+
+class _Exp:
+    """Output module of the Poisson regressor: ``mu = exp(z)``."""
+
+    def forward(self, z, train=False):
+        np.exp(z, out=z)
+        return z
+
+
+class _FastnetMLP:
+    """The compiled forward/backward/update machinery shared by both estimators."""
+
+    _extra_constraints: ClassVar[dict] = {
+        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    # -- the network over coefs_ / intercepts_ ----------------------------------------
+    def _network(self):
+        """Linear layers sharing this estimator's arrays, hidden activations, dropout.
+
+        Rebuilt whenever ``coefs_`` / ``intercepts_`` were replaced (warm starts,
+        L-BFGS unpacking, users assigning them).
+        """
+        net = getattr(self, "_fn_net", None)
+        arrays = [*self.coefs_, *self.intercepts_]
+        if (
+            net is not None
+            and len(net["arrays"]) == len(arrays)
+            and all(a is b for a, b in zip(net["arrays"], arrays, strict=True))
+        ):
+            return net
+        linears = []
+        for W, b in zip(self.coefs_, self.intercepts_, strict=True):
+            # own, writeable, C-contiguous copies where needed (unpickled memmaps
+            # are read-only; the optimizer updates in place)
+            W = W if W.flags.c_contiguous and W.flags.writeable else np.array(W)
+            b = b if b.flags.c_contiguous and b.flags.writeable else np.array(b)
+            lin = Linear.__new__(Linear)
+            lin.__init__(1, 1, dtype=W.dtype)
+            lin.n_in, lin.n_out, lin.dtype = W.shape[0], W.shape[1], W.dtype
+            lin.params = {"W": W, "b": b}
+            lin.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+            linears.append(lin)
+        self.coefs_ = [lin.params["W"] for lin in linears]
+        self.intercepts_ = [lin.params["b"] for lin in linears]
+        act = HIDDEN_ACTIVATIONS[self.activation]
+        hidden = [act() for _ in linears[:-1]]
+        drops = []
+        if self.dropout > 0:
+            # (drawn only with dropout: other fits consume the random state exactly
+            # as scikit-learn does, so they reproduce its shuffles and splits)
+            rng = np.random.default_rng(self._dropout_seed())
+            drops = [Dropout(self.dropout, random_state=rng) for _ in linears[:-1]]
+        out_module, loss_cls = OUTPUTS[self.out_activation_]
+        net = {
+            "arrays": [*self.coefs_, *self.intercepts_],
+            "linears": linears,
+            "hidden": hidden,
+            "dropout": drops,
+            "out": out_module() if out_module is not None else _Exp(),
+            "loss": loss_cls(),
+        }
+        self._fn_net = net
+        return net
+
+    def _dropout_seed(self):
+        rs = getattr(self, "_random_state", None)
+        return None if rs is None else rs.randint(2**31)
+
+    def _logits(self, X, train):
+        """The last layer's pre-activation for ``X`` (C-contiguous, fitted dtype)."""
+        net = self._network()
+        h = X
+        last = len(net["linears"]) - 1
+        for i, lin in enumerate(net["linears"]):
+            h = lin.forward(h)
+            if i < last:
+                h = net["hidden"][i].forward(h)
+                if train and net["dropout"]:
+                    h = net["dropout"][i].forward(h, train=True)
+        return h
+
+    def _backward(self, grad):
+        net = self._network()
+        last = len(net["linears"]) - 1
+        for i in range(last, -1, -1):
+            grad = net["linears"][i].backward(grad)
+            if i > 0:
+                if net["dropout"]:
+                    grad = net["dropout"][i - 1].backward(grad)
+                grad = net["hidden"][i - 1].backward(grad)
+
+    def _loss_scales(self, lbfgs):
+        """(loss factor, gradient factor) from fastnet's loss kernels to scikit-learn's
+        objective: half the mean squared error; Poisson summed over outputs."""
+        k = self.n_outputs_
+        if self.out_activation_ == "identity":
+            # scikit-learn's stochastic solvers step along k/2 times fastnet's MSE
+            # gradient (its issue #8349); L-BFGS gets the true gradient of its loss.
+            return 0.5, (0.5 if lbfgs else 0.5 * k)
+        if self.out_activation_ == "exp":
+            return float(k), float(k)
+        return 1.0, 1.0
+
+    def _loss_and_grads(self, X, target, weights, lbfgs=False):
+        """Forward, fused loss, backward: scikit-learn's loss (L2 not included)."""
+        net = self._network()
+        z = self._logits(X, train=True)
+        loss = net["loss"].forward_prepared(z, target, weights)
+        grad = net["loss"].backward()
+        loss_scale, grad_scale = self._loss_scales(lbfgs)
+        if grad_scale != 1.0:
+            kernels.scale_inplace(grad.reshape(-1), grad.dtype.type(grad_scale))
+        self._backward(grad)
+        return loss * loss_scale
+
+    def _targets(self, y, n, dtype, sample_weight):
+        """(target, weights) for the fused loss, checked once per fit."""
+        y = np.asarray(y)
+        if self.out_activation_ == "softmax":
+            y = y.argmax(axis=1)  # class indices from scikit-learn's one-hot rows
+        else:
+            y = y.reshape(n, -1)
+        loss = self._network()["loss"]
+        return loss.prepare(y, (n, self.n_outputs_), dtype, sample_weight)
+
+    # -- fitting ---------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        if self.solver == "lbfgs" and self.dropout > 0:
+            raise ValueError(
+                "dropout needs a stochastic solver ('sgd' or 'adam'); L-BFGS needs a "
+                "deterministic loss"
+            )
+        with thread_limit(self.n_threads):
+            return super()._fit(X, y, sample_weight, incremental)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = super()._validate_input(X, y, incremental, reset)
+        if hasattr(X, "toarray"):  # sparse input: the kernels work on dense rows
+            X = X.toarray()
+        return np.ascontiguousarray(X), y
+
+    def _init_coef(self, fan_in, fan_out, dtype):
+        self._fn_net = None
+        return super()._init_coef(fan_in, fan_out, dtype)
+
+    def _fit_stochastic(
+        self,
+        X,
+        y,
+        sample_weight,
+        activations,
+        deltas,
+        coef_grads,
+        intercept_grads,
+        layer_units,
+        incremental,
+    ):
+        # scikit-learn's _fit_stochastic, step for step, with the arithmetic in
+        # fastnet's kernels: shuffles, batches, validation split and stopping rules
+        # draw from the same random state, so results match scikit-learn's.
+        if not incremental or not hasattr(self, "_optimizer"):
+            if self.solver == "sgd":
+                schedule = (
+                    InverseScaling(self.power_t)
+                    if self.learning_rate == "invscaling"
+                    else None
+                )
+                self._optimizer = SGD(
+                    self.learning_rate_init,
+                    self.momentum,
+                    self.nesterovs_momentum and self.momentum > 0,
+                    schedule=schedule,
+                )
+            else:
+                self._optimizer = Adam(
+                    self.learning_rate_init,
+                    self.beta_1,
+                    self.beta_2,
+                    self.epsilon,
+                    eps_placement="sklearn",
+                )
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+            split = (X, y) if sample_weight is None else (X, y, sample_weight)
+            parts = train_test_split(
+                *split,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X_train, X_val, y_train, y_val = parts[:4]
+            sample_weight_train, sample_weight_val = parts[4:] or [None, None]
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+        else:
+            X_train, y_train, sample_weight_train = X, y, sample_weight
+            X_val = y_val = sample_weight_val = None
+
+        X_train = np.ascontiguousarray(X_train)
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than "
+                    "sample size. It is going to be clipped",
+                    stacklevel=2,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        target, weights = self._targets(
+            y_train, n_samples, X_train.dtype, sample_weight_train
+        )
+        net = self._network()
+        params = {f"W{i}": lin.params["W"] for i, lin in enumerate(net["linears"])}
+        params.update(
+            {f"b{i}": lin.params["b"] for i, lin in enumerate(net["linears"])}
+        )
+        grads = {f"W{i}": lin.grads["W"] for i, lin in enumerate(net["linears"])}
+        grads.update({f"b{i}": lin.grads["b"] for i, lin in enumerate(net["linears"])})
+        coef_names = [f"W{i}" for i in range(len(net["linears"]))]
+        buffers = {}
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                accumulated_loss = 0.0
+                for batch_slice in gen_batches(n_samples, batch_size):
+                    idx = sample_idx[batch_slice]
+                    m = idx.shape[0]
+                    if m not in buffers:
+                        buffers[m] = (
+                            np.empty((m, X_train.shape[1]), X_train.dtype),
+                            np.empty((m, *target.shape[1:]), target.dtype),
+                            np.empty(m if weights.size else 0, weights.dtype),
+                        )
+                    xb, tb, wb = buffers[m]
+                    np.take(X_train, idx, axis=0, out=xb, mode="clip")
+                    np.take(target, idx, axis=0, out=tb, mode="clip")
+                    if weights.size:
+                        np.take(weights, idx, out=wb, mode="clip")
+                    sw_sum = float(wb.sum()) if weights.size else float(m)
+                    batch_loss = self._loss_and_grads(xb, tb, wb)
+                    batch_loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
+                    accumulated_loss += batch_loss * m
+                    l2 = dict.fromkeys(coef_names, self.alpha / sw_sum)
+                    self._optimizer.step(params, grads, weight_decay=l2)
+
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / X_train.shape[0]
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                self._update_no_improvement_count(
+                    early_stopping, X_val, y_val, sample_weight_val
+                )
+                self._optimizer.epoch_end(self.n_iter_ - 1, self.t_, self.loss_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    msg = (
+                        f"{what} did not improve more than tol={self.tol:f} for "
+                        f"{self.n_iter_no_change} consecutive epochs."
+                    )
+                    if self._trigger_stopping(msg):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                        "reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                        stacklevel=2,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=2)
+        if early_stopping:
+            for dst, src in zip(self.coefs_, self._best_coefs, strict=True):
+                np.copyto(dst, src)
+            for dst, src in zip(self.intercepts_, self._best_intercepts, strict=True):
+                np.copyto(dst, src)
+
+    def _trigger_stopping(self, msg):
+        """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 until 1e-6."""
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._optimizer.lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._optimizer.lr /= 5.0
+        if self.verbose:
+            print(f"{msg} Setting learning rate to {self._optimizer.lr:f}")
+        return False
+
+    def _squared_weights(self):
+        return sum(kernels.sum_squares(W.reshape(-1)) for W in self.coefs_)
+
+    def _fit_lbfgs(
+        self,
+        X,
+        y,
+        sample_weight,
+        activations,
+        deltas,
+        coef_grads,
+        intercept_grads,
+        layer_units,
+    ):
+        net = self._network()
+        shapes = [W.shape for W in self.coefs_] + [b.shape for b in self.intercepts_]
+        sizes = [int(np.prod(s)) for s in shapes]
+        bounds = np.cumsum([0, *sizes])
+        arrays = [*self.coefs_, *self.intercepts_]
+        grads = [lin.grads["W"] for lin in net["linears"]]
+        grads += [lin.grads["b"] for lin in net["linears"]]
+        n = X.shape[0]
+        target, weights = self._targets(y, n, X.dtype, sample_weight)
+        sw_sum = float(weights.sum()) if weights.size else float(n)
+        n_coefs = len(self.coefs_)
+
+        def loss_grad(packed):
+            for a, lo, hi in zip(arrays, bounds[:-1], bounds[1:], strict=True):
+                np.copyto(a, packed[lo:hi].reshape(a.shape), casting="same_kind")
+            loss = self._loss_and_grads(X, target, weights, lbfgs=True)
+            loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
+            for W, g in zip(self.coefs_, grads[:n_coefs], strict=True):
+                kernels.axpy(
+                    g.reshape(-1), g.dtype.type(self.alpha / sw_sum), W.reshape(-1)
+                )
+            return loss, np.concatenate([g.reshape(-1) for g in grads]).astype(
+                np.float64
+            )
+
+        packed = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
+        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if iprint > 0:
+            options["disp"] = True
+        opt_res = scipy.optimize.minimize(
+            loss_grad, packed, method="L-BFGS-B", jac=True, options=options
+        )
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        for a, lo, hi in zip(arrays, bounds[:-1], bounds[1:], strict=True):
+            np.copyto(a, opt_res.x[lo:hi].reshape(a.shape), casting="same_kind")
+
+    # -- prediction ---------------------------------------------------------------
+    def _forward_pass_fast(self, X, check_input=True):
+        fast = (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.flags.c_contiguous
+            and X.dtype == self.coefs_[0].dtype
+            and X.shape[1] == self.n_features_in_
+            and X.shape[0] > 0
+            and not hasattr(self, "feature_names_in_")
+        )
+        if fast:
+            if check_input and not kernels.all_finite(X.reshape(-1)):
+                fast = False  # the full validation raises scikit-learn's error
+        if not fast:
+            if check_input:
+                X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            if hasattr(X, "toarray"):
+                X = X.toarray()
+            X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
+        with thread_limit(self.n_threads):
+            z = self._logits(X, train=False)
+            out = self._network()["out"].forward(z, train=False)
+        return out.copy()
+
+    def __getstate__(self):
+        # Compiled kernels and buffers are rebuilt on demand, never pickled.
+        state = super().__getstate__()
+        state.pop("_fn_net", None)
+        return state
+
+
+class MLPClassifier(_FastnetMLP, _SkClassifier):
+    """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier`` with its
+    arithmetic in fastnet's kernels. Parameters, attributes and methods are
+    scikit-learn's (see its documentation), plus:
+
+    activation : also ``'gelu'`` (exact) and ``'leaky_relu'`` (alpha 0.01).
+    n_threads : int or None — Numba and BLAS threads during fit and predict.
+    dropout : float in [0, 1) — inverted dropout after every hidden layer while
+        training with ``'sgd'`` or ``'adam'``.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_SkClassifier._parameter_constraints,
+        **_FastnetMLP._extra_constraints,
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        n_threads=None,
+        dropout=0.0,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+        self.n_threads = n_threads
+        self.dropout = dropout
+
+
+class MLPRegressor(_FastnetMLP, _SkRegressor):
+    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` with its
+    arithmetic in fastnet's kernels, plus ``'gelu'`` / ``'leaky_relu'``,
+    ``n_threads`` and ``dropout`` (see :class:`MLPClassifier`). ``loss='poisson'``
+    rejects negative targets; ``partial_fit`` exists only for stochastic solvers.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **_SkRegressor._parameter_constraints,
+        **_FastnetMLP._extra_constraints,
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        n_threads=None,
+        dropout=0.0,
+    ):
+        super().__init__(
+            loss=loss,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+        self.n_threads = n_threads
+        self.dropout = dropout
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = super()._validate_input(X, y, incremental, reset)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(
+                "loss='poisson' needs non-negative targets; y has negative values"
+            )
+        return X, y
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``X``, ``y`` (stochastic solvers only, unlike scikit-learn's
+        regressor, which offers ``partial_fit`` for L-BFGS too and then fails)."""
+        return super().partial_fit(X, y, sample_weight)

@@ -1,0 +1,294 @@
+"""The scikit-learn drop-ins: scikit-learn's own checks, parity, API, errors."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import datasets
+from sklearn import neural_network as sk
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import fastnet as fn
+from fastnet.estimator import HIDDEN_ACTIVATIONS
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@parametrize_with_checks(
+    [fn.MLPClassifier(max_iter=100), fn.MLPRegressor(max_iter=100)]
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _digits():
+    X, y = datasets.load_digits(return_X_y=True)
+    return X / 16, y
+
+
+CLASSIFIER_CONFIGS = [
+    {},
+    {"solver": "sgd"},
+    {"solver": "sgd", "learning_rate": "invscaling"},
+    {"solver": "sgd", "learning_rate": "adaptive", "n_iter_no_change": 1},
+    {"solver": "sgd", "nesterovs_momentum": False, "momentum": 0.5},
+    {"early_stopping": True},
+    {"activation": "tanh", "batch_size": 64, "alpha": 0.01},
+    {"activation": "logistic"},
+    {"activation": "identity", "shuffle": False},
+    {"solver": "lbfgs", "max_iter": 20},
+]
+
+
+@pytest.mark.parametrize("config", CLASSIFIER_CONFIGS, ids=str)
+def test_classifier_reproduces_scikit_learn(config):
+    X, y = _digits()
+    kw = {"random_state": 0, "max_iter": 6, "hidden_layer_sizes": (20,)} | config
+    ours = fn.MLPClassifier(**kw).fit(X, y)
+    theirs = sk.MLPClassifier(**kw).fit(X, y)
+    tol = 1e-9 if config.get("solver") == "lbfgs" else 1e-12
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
+    np.testing.assert_allclose(
+        ours.loss_curve_ if hasattr(ours, "loss_curve_") else ours.loss_,
+        theirs.loss_curve_ if hasattr(theirs, "loss_curve_") else theirs.loss_,
+        rtol=1e-9,
+    )
+    np.testing.assert_allclose(
+        ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "config,target",
+    [
+        ({}, "single"),
+        ({"solver": "sgd", "learning_rate_init": 1e-4}, "single"),
+        ({}, "multi"),
+        ({"loss": "poisson"}, "counts"),
+    ],
+    ids=str,
+)
+def test_regressor_reproduces_scikit_learn(config, target):
+    X, y = datasets.load_diabetes(return_X_y=True)
+    y = {"single": y, "multi": np.c_[y, 0.5 * y], "counts": y / 100}[target]
+    kw = {"random_state": 0, "max_iter": 6, "hidden_layer_sizes": (20,)} | config
+    ours = fn.MLPRegressor(**kw).fit(X, y)
+    theirs = sk.MLPRegressor(**kw).fit(X, y)
+    for a, b in zip(ours.coefs_, theirs.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9)
+
+
+def test_multilabel_and_binary_reproduce_scikit_learn():
+    X, y = _digits()
+    for target in (np.c_[y % 2, y > 4], y > 4):
+        ours = fn.MLPClassifier(random_state=0, max_iter=5).fit(X, target)
+        theirs = sk.MLPClassifier(random_state=0, max_iter=5).fit(X, target)
+        assert ours.out_activation_ == theirs.out_activation_ == "logistic"
+        np.testing.assert_allclose(
+            ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9
+        )
+        np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+PARITY_DATA = {
+    "digits": lambda: _digits(),
+    "breast_cancer": lambda: datasets.load_breast_cancer(return_X_y=True),
+    "wine": lambda: datasets.load_wine(return_X_y=True),
+    "iris": lambda: datasets.load_iris(return_X_y=True),
+    "moons": lambda: datasets.make_moons(400, noise=0.2, random_state=0),
+    "diabetes": lambda: datasets.load_diabetes(return_X_y=True),
+    "friedman1": lambda: datasets.make_friedman1(400, random_state=0),
+}
+
+
+@pytest.mark.parametrize("name", list(PARITY_DATA))
+def test_held_out_score_within_002_of_scikit_learn(name):
+    X, y = PARITY_DATA[name]()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
+    scaler = StandardScaler().fit(Xtr)
+    Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+    regress = name in ("diabetes", "friedman1")
+    kw = {"random_state": 0, "max_iter": 300, "hidden_layer_sizes": (50,)}
+    ours = (fn.MLPRegressor if regress else fn.MLPClassifier)(**kw).fit(Xtr, ytr)
+    theirs = (sk.MLPRegressor if regress else sk.MLPClassifier)(**kw).fit(Xtr, ytr)
+    assert abs(ours.score(Xte, yte) - theirs.score(Xte, yte)) <= 0.02
+
+
+@pytest.mark.parametrize("activation", sorted(HIDDEN_ACTIVATIONS))
+def test_every_activation_learns(activation):
+    X, y = _digits()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0)
+    clf = fn.MLPClassifier(activation=activation, random_state=0, max_iter=60).fit(
+        Xtr, ytr
+    )
+    assert clf.score(Xte, yte) > 0.85
+
+
+def test_float32_stays_float32():
+    X, y = _digits()
+    clf = fn.MLPClassifier(random_state=0, max_iter=5).fit(X.astype(np.float32), y)
+    assert clf.coefs_[0].dtype == np.float32
+    assert clf.predict_proba(X[:3].astype(np.float32)).dtype == np.float32
+
+
+def test_single_row_fast_path_equals_full_validation():
+    X, y = _digits()
+    clf = fn.MLPClassifier(random_state=0, max_iter=5).fit(X, y)
+    row = np.ascontiguousarray(X[:1])
+    np.testing.assert_array_equal(
+        clf.predict_proba(row), clf.predict_proba(X[:1].tolist())
+    )
+    np.testing.assert_array_equal(clf.predict(row), clf.predict(X[:1].tolist()))
+    bad = row.copy()
+    bad[0, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict_proba(bad)
+    with pytest.raises(ValueError, match="64 features"):
+        clf.predict(np.ones((1, 5)))
+
+
+def test_partial_fit_and_its_errors():
+    X, y = _digits()
+    clf = fn.MLPClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y < 5], y[y < 5], classes=np.arange(10))
+    clf.partial_fit(X, y)
+    assert clf.n_iter_ == 1 and clf.t_ == (y < 5).sum() + len(y)
+    with pytest.raises(ValueError, match="classes not in"):
+        fn.MLPClassifier().partial_fit(X, y, classes=np.arange(5))
+    theirs = sk.MLPClassifier(random_state=0)
+    theirs.partial_fit(X[y < 5], y[y < 5], classes=np.arange(10))
+    theirs.partial_fit(X, y)
+    np.testing.assert_allclose(clf.coefs_[0], theirs.coefs_[0], rtol=1e-12, atol=1e-14)
+
+
+def test_defects_of_scikit_learn_not_copied():
+    X, y = datasets.load_diabetes(return_X_y=True)
+    assert not hasattr(fn.MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert hasattr(fn.MLPRegressor(solver="adam"), "partial_fit")
+    with pytest.raises(ValueError, match="non-negative targets"):
+        fn.MLPRegressor(loss="poisson").fit(X, y - 200)
+    # L-BFGS on a multi-output squared error: the gradient is the loss's own.
+    Y = np.c_[y, -y] / 100
+    reg = fn.MLPRegressor(
+        solver="lbfgs", random_state=0, max_iter=3, hidden_layer_sizes=(5,)
+    )
+    reg.fit(X, Y)
+    assert reg.loss_ > 0
+
+
+def test_lbfgs_gradient_is_the_gradient_of_the_loss():
+    from scipy.optimize import check_grad
+
+    X, y = datasets.load_diabetes(return_X_y=True)
+    Y = np.c_[y, -y][:50] / 100
+    reg = fn.MLPRegressor(
+        solver="lbfgs", random_state=0, max_iter=1, hidden_layer_sizes=(4,)
+    )
+    reg.fit(X[:50], Y)
+    arrays = reg.coefs_ + reg.intercepts_
+    net = reg._network()
+    target, weights = reg._targets(Y, 50, X.dtype, None)
+
+    def loss(p):
+        lo = 0
+        for a in arrays:
+            a[...] = p[lo : lo + a.size].reshape(a.shape)
+            lo += a.size
+        return (
+            reg._loss_and_grads(X[:50], target, weights, lbfgs=True)
+            + 0.5 * reg.alpha * reg._squared_weights() / 50
+        )
+
+    def grad(p):
+        loss(p)
+        gs = [lin.grads["W"] for lin in net["linears"]] + [
+            lin.grads["b"] for lin in net["linears"]
+        ]
+        out = np.concatenate([g.ravel() for g in gs])
+        out[: sum(W.size for W in reg.coefs_)] += (
+            reg.alpha / 50 * np.concatenate([W.ravel() for W in reg.coefs_])
+        )
+        return out
+
+    p0 = np.concatenate([a.ravel() for a in arrays])
+    assert check_grad(loss, grad, p0) < 1e-5 * max(1.0, np.linalg.norm(grad(p0)))
+
+
+def test_bad_input_messages_match_scikit_learn():
+    X, y = _digits()
+    for bad_X, bad_y in [
+        (np.where(X > 0.9, np.nan, X), y),
+        (X[:, :, None], y),
+        (X, y[:10]),
+    ]:
+        with pytest.raises(ValueError) as ours:
+            fn.MLPClassifier().fit(bad_X, bad_y)
+        with pytest.raises(ValueError) as theirs:
+            sk.MLPClassifier().fit(bad_X, bad_y)
+        assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="activation"):
+        fn.MLPClassifier(activation="swish").fit(X, y)
+    with pytest.raises(ValueError, match="dropout"):
+        fn.MLPClassifier(dropout=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="stochastic solver"):
+        fn.MLPClassifier(solver="lbfgs", dropout=0.2).fit(X, y)
+
+
+def test_dropout_trains_deterministically():
+    X, y = _digits()
+    a = fn.MLPClassifier(dropout=0.2, random_state=0, max_iter=20).fit(X, y)
+    b = fn.MLPClassifier(dropout=0.2, random_state=0, max_iter=20).fit(X, y)
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    plain = fn.MLPClassifier(random_state=0, max_iter=20).fit(X, y)
+    assert not np.array_equal(a.coefs_[0], plain.coefs_[0])
+    assert a.score(X, y) > 0.9
+
+
+def test_works_in_pipelines_searches_clones_and_pickles():
+    X, y = _digits()
+    pipe = make_pipeline(
+        StandardScaler(), fn.MLPClassifier(max_iter=30, random_state=0)
+    )
+    assert cross_val_score(pipe, X, y, cv=3).mean() > 0.9
+    grid = GridSearchCV(
+        fn.MLPClassifier(max_iter=20, random_state=0),
+        {"hidden_layer_sizes": [(16,), (32,)], "activation": ["relu", "gelu"]},
+        cv=2,
+    ).fit(X, y)
+    assert grid.best_score_ > 0.7  # 20 epochs on half the data
+    clf = grid.best_estimator_
+    twin = clone(clf)
+    assert twin.get_params() == clf.get_params() and not hasattr(twin, "coefs_")
+    blob = pickle.dumps(clf)
+    assert b"Dispatcher" not in blob and b"numba" not in blob
+    back = pickle.loads(blob)
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+
+
+def test_n_threads_and_warm_start():
+    X, y = _digits()
+    clf = fn.MLPClassifier(n_threads=1, max_iter=3, random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        first = clf.coefs_[0].copy()
+        clf.fit(X, y)
+    assert not np.array_equal(first, clf.coefs_[0])
+    theirs = sk.MLPClassifier(max_iter=3, random_state=0, warm_start=True)
+    theirs.fit(X, y)
+    theirs.fit(X, y)
+    np.testing.assert_allclose(clf.coefs_[0], theirs.coefs_[0], rtol=1e-12, atol=1e-14)
