@@ -11,9 +11,11 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "threadsafe"
 
 from . import kernels, optim
+from ._version import __version__
 from .contract import einsum, einsum_vjp
 from .estimator import MLPClassifier, MLPRegressor
 from .graph import Graph, Node
+from .io import load, save
 from .layers import (
     GELU,
     Dropout,
@@ -35,8 +37,6 @@ from .losses import (
 )
 from .sequential import Sequential
 from .train import History, Trainer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "GELU",
@@ -61,8 +61,11 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "Tanh",
     "Trainer",
+    "__version__",
     "einsum",
     "einsum_vjp",
     "kernels",
+    "load",
     "optim",
+    "save",
 ]

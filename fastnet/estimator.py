@@ -303,9 +303,16 @@ class _FastnetMLP:
         buffers = {}
         try:
             self.n_iter_ = 0
-            for _ in range(self.max_iter):
+            resume = getattr(self, "_fn_resume", None)
+            if resume is not None:  # set by fastnet.cli to continue a checkpoint
+                self._fn_resume = None
+                # scikit-learn shuffles the previous epoch's order again, so the
+                # order is part of the state to restore
+                sample_idx = resume(self, sample_idx)
+            for _ in range(self.n_iter_, self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                self._fn_sample_idx = sample_idx
                 accumulated_loss = 0.0
                 for batch_slice in gen_batches(n_samples, batch_size):
                     idx = sample_idx[batch_slice]
@@ -347,6 +354,9 @@ class _FastnetMLP:
                     if self._trigger_stopping(msg):
                         break
                     self._no_improvement_count = 0
+                hook = getattr(self, "_fn_epoch_hook", None)
+                if hook is not None:  # progress bars and checkpoints of fastnet.cli
+                    hook(self)
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
@@ -459,7 +469,8 @@ class _FastnetMLP:
     def __getstate__(self):
         # Compiled kernels and buffers are rebuilt on demand, never pickled.
         state = super().__getstate__()
-        state.pop("_fn_net", None)
+        for key in ("_fn_net", "_fn_epoch_hook", "_fn_resume", "_fn_sample_idx"):
+            state.pop(key, None)
         return state
 
 
