@@ -14,15 +14,17 @@ any hard-coded ``fastmath=`` in this package. The set is deliberately small:
 ``contract`` (fused multiply-add) and ``nsz`` (ignore the sign of zero) remain.
 """
 
+import os
 import types
 
 from numba import njit
 
 FASTMATH = frozenset({"nsz", "contract"})
 
-#: Elementwise kernels switch to their ``parallel=True`` twin at this many elements;
-#: below it, the cost of waking the thread pool is larger than the work.
-PARALLEL_MIN_SIZE = 1 << 16
+#: Elementwise kernels switch to their ``parallel=True`` twin at this many elements
+#: (``FASTNET_PARALLEL_MIN_SIZE`` overrides it); below it, waking the sleeping thread
+#: pool costs more than the work saves.
+PARALLEL_MIN_SIZE = int(os.environ.get("FASTNET_PARALLEL_MIN_SIZE", 1 << 18))
 
 
 def jit(func):

@@ -48,7 +48,7 @@ def test_module_gradient_matches_central_differences(name, rng):
 
 
 def test_large_input_takes_the_parallel_kernel_and_agrees(rng):
-    x = rng.standard_normal((300, 300))
+    x = rng.standard_normal((600, 600))  # > PARALLEL_MIN_SIZE elements
     y = fn.GELU().forward(x)
     f, _ = naive.ACTIVATIONS["gelu"]
     np.testing.assert_allclose(y, f(x, 0.0), rtol=1e-13, atol=1e-300)
