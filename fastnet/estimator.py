@@ -299,41 +299,32 @@ class _FastnetMLP:
         )
         grads = {f"W{i}": lin.grads["W"] for i, lin in enumerate(net["linears"])}
         grads.update({f"b{i}": lin.grads["b"] for i, lin in enumerate(net["linears"])})
-        coef_names = [f"W{i}" for i in range(len(net["linears"]))]
         buffers = {}
+        self.n_iter_ = 0
+        resume = getattr(self, "_fn_resume", None)
+        if resume is not None:  # set by fastnet.cli to continue a checkpoint
+            self._fn_resume = None
+            # scikit-learn shuffles the previous epoch's order again, so the order is
+            # part of the state to restore (before the compiled epoch takes the
+            # optimizer's state arrays)
+            sample_idx = resume(self, sample_idx)
+        compiled = self._compiled_epoch(
+            X_train, target, weights, batch_size, net, params, grads
+        )
         try:
-            self.n_iter_ = 0
-            resume = getattr(self, "_fn_resume", None)
-            if resume is not None:  # set by fastnet.cli to continue a checkpoint
-                self._fn_resume = None
-                # scikit-learn shuffles the previous epoch's order again, so the
-                # order is part of the state to restore
-                sample_idx = resume(self, sample_idx)
             for _ in range(self.n_iter_, self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 self._fn_sample_idx = sample_idx
-                accumulated_loss = 0.0
-                for batch_slice in gen_batches(n_samples, batch_size):
-                    idx = sample_idx[batch_slice]
-                    m = idx.shape[0]
-                    if m not in buffers:
-                        buffers[m] = (
-                            np.empty((m, X_train.shape[1]), X_train.dtype),
-                            np.empty((m, *target.shape[1:]), target.dtype),
-                            np.empty(m if weights.size else 0, weights.dtype),
+                if compiled is not None:
+                    accumulated_loss = compiled(sample_idx)
+                else:
+                    accumulated_loss = 0.0
+                    for batch_slice in gen_batches(n_samples, batch_size):
+                        idx = sample_idx[batch_slice]
+                        accumulated_loss += self._step(
+                            X_train, target, weights, idx, buffers, params, grads
                         )
-                    xb, tb, wb = buffers[m]
-                    np.take(X_train, idx, axis=0, out=xb, mode="clip")
-                    np.take(target, idx, axis=0, out=tb, mode="clip")
-                    if weights.size:
-                        np.take(weights, idx, out=wb, mode="clip")
-                    sw_sum = float(wb.sum()) if weights.size else float(m)
-                    batch_loss = self._loss_and_grads(xb, tb, wb)
-                    batch_loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
-                    accumulated_loss += batch_loss * m
-                    l2 = dict.fromkeys(coef_names, self.alpha / sw_sum)
-                    self._optimizer.step(params, grads, weight_decay=l2)
 
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / X_train.shape[0]
@@ -373,6 +364,115 @@ class _FastnetMLP:
                 np.copyto(dst, src)
             for dst, src in zip(self.intercepts_, self._best_intercepts, strict=True):
                 np.copyto(dst, src)
+
+    def _step(self, X, target, weights, idx, buffers, params, grads):
+        """One minibatch through the modules; its loss times its size."""
+        m = idx.shape[0]
+        if m not in buffers:
+            buffers[m] = (
+                np.empty((m, X.shape[1]), X.dtype),
+                np.empty((m, *target.shape[1:]), target.dtype),
+                np.empty(m if weights.size else 0, weights.dtype),
+            )
+        xb, tb, wb = buffers[m]
+        np.take(X, idx, axis=0, out=xb, mode="clip")
+        np.take(target, idx, axis=0, out=tb, mode="clip")
+        if weights.size:
+            np.take(weights, idx, out=wb, mode="clip")
+        sw_sum = float(wb.sum()) if weights.size else float(m)
+        batch_loss = self._loss_and_grads(xb, tb, wb)
+        batch_loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
+        coef_names = [name for name in params if name.startswith("W")]
+        l2 = dict.fromkeys(coef_names, self.alpha / sw_sum)
+        self._optimizer.step(params, grads, weight_decay=l2)
+        return batch_loss * m
+
+    def _compiled_epoch(self, X, target, weights, batch, net, params, grads):
+        """A function running one epoch in ``kernels.epoch_kernel`` (same arithmetic
+        as :meth:`_step` batch by batch), or None where it does not apply: dropout
+        and sample weights take the module path."""
+        if net["dropout"] or weights.size:
+            return None
+        hidden = net["hidden"][0] if net["hidden"] else None
+        activation = hidden.kernel_name if hidden is not None else "identity"
+        alpha = hidden.alpha if hidden is not None else 0.0
+        loss = {
+            "softmax": "softmax_cross_entropy",
+            "logistic": "sigmoid_binary_cross_entropy",
+            "identity": "squared_error",
+            "exp": "poisson_exp",
+        }[self.out_activation_]
+        kernel = kernels.epoch_kernel(activation, loss, self.solver)
+        opt = self._optimizer
+        lins = net["linears"]
+        dt = X.dtype
+        empty = np.empty(0, dt)
+        slots = {name: opt._slots(name, p) for name, p in params.items()}
+
+        def slot(name, i):
+            values = list(slots[name].values())
+            return values[i] if i < len(values) else empty
+
+        n_layers = len(lins)
+        Ws = tuple(params[f"W{i}"] for i in range(n_layers))
+        bs = tuple(params[f"b{i}"] for i in range(n_layers))
+        gWs = tuple(grads[f"W{i}"] for i in range(n_layers))
+        gbs = tuple(grads[f"b{i}"] for i in range(n_layers))
+        s1W = tuple(slot(f"W{i}", 0) for i in range(n_layers))
+        s2W = tuple(slot(f"W{i}", 1) for i in range(n_layers))
+        s1b = tuple(slot(f"b{i}", 0) for i in range(n_layers))
+        s2b = tuple(slot(f"b{i}", 1) for i in range(n_layers))
+        zs = tuple(np.empty((batch, lin.n_out), dt) for lin in lins)
+        hs = tuple(np.empty((batch, lin.n_out), dt) for lin in lins[:-1]) or (
+            empty.reshape(0, 0),
+        )
+        ds = tuple(np.empty((batch, lin.n_out), dt) for lin in lins)
+        xb = np.empty((batch, X.shape[1]), dt)
+        tb = np.empty((batch, *target.shape[1:]), target.dtype)
+        n = X.shape[0]
+        sizes = np.minimum(batch, n - np.arange(0, n, batch))
+        losses = np.empty(sizes.shape[0])
+        loss_scale, grad_scale = self._loss_scales(lbfgs=False)
+
+        def epoch(order):
+            if self.solver == "adam":
+                hp = np.array([opt.lr, opt.beta1, opt.beta2, opt.eps, 1.0, 1.0])
+            else:
+                hp = np.array([opt.lr, opt.momentum, float(opt.nesterov)])
+            opt.t = kernel(
+                X,
+                target,
+                empty,
+                order,
+                batch,
+                Ws,
+                bs,
+                gWs,
+                gbs,
+                zs,
+                hs,
+                ds,
+                xb,
+                tb,
+                empty,
+                s1W,
+                s2W,
+                s1b,
+                s2b,
+                hp,
+                opt.t,
+                alpha,
+                self.alpha,
+                grad_scale,
+                loss_scale,
+                losses,
+            )
+            total = 0.0
+            for loss_k, m in zip(losses, sizes, strict=True):
+                total += float(loss_k) * int(m)
+            return total
+
+        return epoch
 
     def _trigger_stopping(self, msg):
         """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 until 1e-6."""

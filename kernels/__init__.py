@@ -21,6 +21,7 @@ from .losses import (
     softmax_cross_entropy_dense,
     squared_error,
 )
+from .mlp import epoch_kernel, forward_kernel
 from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
 from .softmax import softmax_backward, softmax_forward
 from .util import all_finite, axpy
@@ -44,6 +45,8 @@ __all__ = [
     "column_sum",
     "dropout_backward",
     "dropout_forward",
+    "epoch_kernel",
+    "forward_kernel",
     "linear_backward",
     "linear_forward",
     "pick",

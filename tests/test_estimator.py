@@ -292,3 +292,38 @@ def test_n_threads_and_warm_start():
     theirs.fit(X, y)
     theirs.fit(X, y)
     np.testing.assert_allclose(clf.coefs_[0], theirs.coefs_[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "cls,config",
+    [
+        (fn.MLPClassifier, {}),
+        (fn.MLPClassifier, {"activation": "gelu", "hidden_layer_sizes": (12, 8)}),
+        (fn.MLPClassifier, {"activation": "leaky_relu", "solver": "sgd"}),
+        (fn.MLPClassifier, {"activation": "tanh", "solver": "sgd", "momentum": 0.0}),
+        (fn.MLPClassifier, {"target": "multilabel"}),
+        (fn.MLPRegressor, {"loss": "poisson"}),
+        (fn.MLPRegressor, {"activation": "logistic", "target": "multi"}),
+    ],
+    ids=str,
+)
+def test_compiled_epoch_equals_the_module_path_bit_for_bit(cls, config, monkeypatch):
+    config = dict(config)
+    target = config.pop("target", None)
+    X, y = _digits()
+    X = X.astype(np.float32)
+    if target == "multilabel":
+        y = np.c_[y % 2, y > 4]
+    if cls is fn.MLPRegressor:
+        y = y / 3.0 if target is None else np.c_[y, y / 2.0]
+    kw = {"random_state": 0, "max_iter": 4, "hidden_layer_sizes": (16,)} | config
+    compiled = cls(**kw).fit(X, y)
+    monkeypatch.setattr(type(compiled), "_compiled_epoch", lambda *a, **k: None)
+    modules = cls(**kw).fit(X, y)
+    for a, b in zip(
+        compiled.coefs_ + compiled.intercepts_,
+        modules.coefs_ + modules.intercepts_,
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert compiled.loss_curve_ == modules.loss_curve_

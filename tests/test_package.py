@@ -62,6 +62,7 @@ def test_every_kernel_is_cached_and_uses_the_shared_flags():
     for d in dispatchers:
         assert not isinstance(d._cache, NullCache), d.py_func.__qualname__
         assert set(d.targetoptions["fastmath"]) == set(kernels.FASTMATH)
+        assert d.targetoptions["error_model"] == "numpy"
 
 
 def test_parallel_twins_are_parallel():
