@@ -32,6 +32,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import validate_data
 
 from . import kernels
+from ._fused import batch_sizes, fused_epoch
 from ._threads import thread_limit
 from .layers import (
     GELU,
@@ -388,88 +389,33 @@ class _FastnetMLP:
         return batch_loss * m
 
     def _compiled_epoch(self, X, target, weights, batch, net, params, grads):
-        """A function running one epoch in ``kernels.epoch_kernel`` (same arithmetic
-        as :meth:`_step` batch by batch), or None where it does not apply: dropout
+        """A function running one epoch in ``kernels.epoch_kernel`` (the arithmetic
+        of :meth:`_step`, batch by batch), or None where it does not apply: dropout
         and sample weights take the module path."""
         if net["dropout"] or weights.size:
             return None
-        hidden = net["hidden"][0] if net["hidden"] else None
-        activation = hidden.kernel_name if hidden is not None else "identity"
-        alpha = hidden.alpha if hidden is not None else 0.0
-        loss = {
-            "softmax": "softmax_cross_entropy",
-            "logistic": "sigmoid_binary_cross_entropy",
-            "identity": "squared_error",
-            "exp": "poisson_exp",
-        }[self.out_activation_]
-        kernel = kernels.epoch_kernel(activation, loss, self.solver)
-        opt = self._optimizer
         lins = net["linears"]
-        dt = X.dtype
-        empty = np.empty(0, dt)
-        slots = {name: opt._slots(name, p) for name, p in params.items()}
-
-        def slot(name, i):
-            values = list(slots[name].values())
-            return values[i] if i < len(values) else empty
-
-        n_layers = len(lins)
-        Ws = tuple(params[f"W{i}"] for i in range(n_layers))
-        bs = tuple(params[f"b{i}"] for i in range(n_layers))
-        gWs = tuple(grads[f"W{i}"] for i in range(n_layers))
-        gbs = tuple(grads[f"b{i}"] for i in range(n_layers))
-        s1W = tuple(slot(f"W{i}", 0) for i in range(n_layers))
-        s2W = tuple(slot(f"W{i}", 1) for i in range(n_layers))
-        s1b = tuple(slot(f"b{i}", 0) for i in range(n_layers))
-        s2b = tuple(slot(f"b{i}", 1) for i in range(n_layers))
-        zs = tuple(np.empty((batch, lin.n_out), dt) for lin in lins)
-        hs = tuple(np.empty((batch, lin.n_out), dt) for lin in lins[:-1]) or (
-            empty.reshape(0, 0),
-        )
-        ds = tuple(np.empty((batch, lin.n_out), dt) for lin in lins)
-        xb = np.empty((batch, X.shape[1]), dt)
-        tb = np.empty((batch, *target.shape[1:]), target.dtype)
-        n = X.shape[0]
-        sizes = np.minimum(batch, n - np.arange(0, n, batch))
-        losses = np.empty(sizes.shape[0])
+        names = [(f"W{i}", f"b{i}") for i in range(len(lins))]
         loss_scale, grad_scale = self._loss_scales(lbfgs=False)
+        run = fused_epoch(
+            lins,
+            net["hidden"][0] if net["hidden"] else None,
+            names,
+            net["loss"],
+            self._optimizer,
+            X,
+            target,
+            batch,
+            self.alpha,
+            loss_scale,
+            grad_scale,
+        )
+        sizes = batch_sizes(X.shape[0], batch)
 
         def epoch(order):
-            if self.solver == "adam":
-                hp = np.array([opt.lr, opt.beta1, opt.beta2, opt.eps, 1.0, 1.0])
-            else:
-                hp = np.array([opt.lr, opt.momentum, float(opt.nesterov)])
-            opt.t = kernel(
-                X,
-                target,
-                empty,
-                order,
-                batch,
-                Ws,
-                bs,
-                gWs,
-                gbs,
-                zs,
-                hs,
-                ds,
-                xb,
-                tb,
-                empty,
-                s1W,
-                s2W,
-                s1b,
-                s2b,
-                hp,
-                opt.t,
-                alpha,
-                self.alpha,
-                grad_scale,
-                loss_scale,
-                losses,
-            )
             total = 0.0
-            for loss_k, m in zip(losses, sizes, strict=True):
-                total += float(loss_k) * int(m)
+            for loss, m in zip(run(order), sizes, strict=True):
+                total += float(loss) * int(m)
             return total
 
         return epoch
@@ -562,9 +508,49 @@ class _FastnetMLP:
                 X = X.toarray()
             X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
         with thread_limit(self.n_threads):
-            z = self._logits(X, train=False)
-            out = self._network()["out"].forward(z, train=False)
+            net = self._network()
+            widest = max(lin.n_out for lin in net["linears"])
+            if X.shape[0] * widest < kernels.PARALLEL_MIN_SIZE:
+                out = self._compiled_forward(X, net)
+            else:  # big batches: the modules use the parallel kernels
+                out = net["out"].forward(self._logits(X, train=False), train=False)
         return out.copy()
+
+    def _compiled_forward(self, X, net):
+        """The whole forward pass in one kernel call (the module path's arithmetic;
+        small batches, where Python's per-layer overhead dominates)."""
+        compiled = net.get("forward")
+        if compiled is None:
+            hidden = net["hidden"][0] if net["hidden"] else None
+            compiled = net["forward"] = {
+                "kernel": kernels.forward_kernel(
+                    hidden.kernel_name if hidden is not None else "identity"
+                ),
+                "alpha": hidden.alpha if hidden is not None else 0.0,
+                "Ws": tuple(lin.params["W"] for lin in net["linears"]),
+                "bs": tuple(lin.params["b"] for lin in net["linears"]),
+                "buffers": {},
+            }
+        n = X.shape[0]
+        zs = compiled["buffers"].get(n)
+        if zs is None:
+            if len(compiled["buffers"]) >= 4:
+                compiled["buffers"].pop(next(iter(compiled["buffers"])))
+            zs = compiled["buffers"][n] = tuple(
+                np.empty((n, lin.n_out), X.dtype) for lin in net["linears"]
+            )
+        kind = self.out_activation_
+        out = compiled["kernel"](
+            X,
+            compiled["Ws"],
+            compiled["bs"],
+            zs,
+            compiled["alpha"],
+            kernels.OUT_KINDS[kind] if kind != "exp" else 0,
+        )
+        if kind == "exp":
+            np.exp(out, out=out)  # as the module path's output does
+        return out
 
     def __getstate__(self):
         # Compiled kernels and buffers are rebuilt on demand, never pickled.

@@ -15,8 +15,11 @@ from tqdm.auto import tqdm
 from . import losses as L
 from ._atomic import load_npz, save_npz
 from ._checks import as_float_array, check_positive_int, make_generator
+from ._fused import batch_sizes, fused_epoch
 from ._threads import thread_limit
+from .layers import Activation, Linear
 from .optim import Optimizer
+from .sequential import Sequential
 
 CHECKPOINT_FORMAT = 1
 
@@ -182,12 +185,16 @@ class Trainer:
             start = self._load_checkpoint(params) + 1
         n = X.shape[0]
         batches = self._batch_buffers(X, t, w)
+        fused = self._fused_epoch(X, t, w)
         for epoch in range(start, self.epochs):
             began = time.perf_counter()
             for k, v in params.items():
                 np.copyto(self._good_params[k], v)
             order = self._rng.permutation(n) if self.shuffle else np.arange(n)
-            total = self._epoch(epoch, order, X, t, w, batches, params, grads)
+            if fused is not None:
+                total = fused(order)
+            else:
+                total = self._epoch(epoch, order, X, t, w, batches, params, grads)
             if total is None:
                 for k, v in params.items():
                     np.copyto(v, self._good_params[k])
@@ -211,6 +218,53 @@ class Trainer:
             for k, v in params.items():
                 np.copyto(v, self._best_params[k])
         return self.history
+
+    def _fused_epoch(self, X, t, w):
+        """The epoch as one compiled call (same arithmetic as :meth:`_epoch`) for a
+        ``Sequential`` of ``Linear`` layers with one kind of activation between
+        them; None for anything else, which takes the module path."""
+        mods = getattr(self.model, "modules", None)
+        if not isinstance(self.model, Sequential) or w.size or self.verbose:
+            return None
+        linears, hidden = mods[0::2], mods[1::2]
+        if (
+            not all(type(m) is Linear for m in linears)
+            or len(linears) != len(hidden) + 1
+        ):
+            return None
+        if hidden and not all(
+            isinstance(h, Activation)
+            and (h.kernel_name, h.alpha) == (hidden[0].kernel_name, hidden[0].alpha)
+            for h in hidden
+        ):
+            return None
+        if len({lin.dtype for lin in linears} | {X.dtype}) != 1:
+            return None
+        names = [(f"{2 * i}.W", f"{2 * i}.b") for i in range(len(linears))]
+        run = fused_epoch(
+            linears,
+            hidden[0] if hidden else None,
+            names,
+            self.loss,
+            self.optimizer,
+            X,
+            t,
+            min(self.batch_size, X.shape[0]),
+        )
+        if run is None:
+            return None
+        sizes = batch_sizes(X.shape[0], min(self.batch_size, X.shape[0]))
+
+        def epoch(order):
+            losses = run(order)
+            if not np.isfinite(losses).all():
+                return None
+            total = 0.0  # summed as the module path sums, batch by batch
+            for loss, m in zip(losses, sizes, strict=True):
+                total += float(loss) * int(m)
+            return total / X.shape[0]
+
+        return epoch
 
     def _batch_buffers(self, X, t, w):
         """Row buffers for full batches and for the last, partial one."""

@@ -21,7 +21,7 @@ from .losses import (
     softmax_cross_entropy_dense,
     squared_error,
 )
-from .mlp import epoch_kernel, forward_kernel
+from .mlp import OUT_KINDS, epoch_kernel, forward_kernel
 from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
 from .softmax import softmax_backward, softmax_forward
 from .util import all_finite, axpy
@@ -36,6 +36,7 @@ def pick(twins, size):
 __all__ = [
     "ACTIVATIONS",
     "FASTMATH",
+    "OUT_KINDS",
     "PARALLEL_MIN_SIZE",
     "Activation",
     "adam_update",

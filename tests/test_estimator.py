@@ -327,3 +327,24 @@ def test_compiled_epoch_equals_the_module_path_bit_for_bit(cls, config, monkeypa
     ):
         np.testing.assert_array_equal(a, b)
     assert compiled.loss_curve_ == modules.loss_curve_
+
+
+@pytest.mark.parametrize(
+    "cls,target,kw",
+    [
+        (fn.MLPClassifier, "multiclass", {}),
+        (fn.MLPClassifier, "binary", {"activation": "gelu"}),
+        (fn.MLPRegressor, "counts", {"loss": "poisson", "activation": "tanh"}),
+    ],
+)
+def test_compiled_forward_equals_the_module_path(cls, target, kw):
+    X, y = _digits()
+    y = {"multiclass": y, "binary": y > 4, "counts": y / 3.0}[target]
+    est = cls(max_iter=3, random_state=0, **kw).fit(X, y)
+    rows = np.ascontiguousarray(X[:9])
+    net = est._network()
+    compiled = est._compiled_forward(rows, net).copy()
+    modules = net["out"].forward(est._logits(rows, train=False), train=False)
+    np.testing.assert_array_equal(compiled, modules)
+    big = np.ascontiguousarray(np.tile(X, (3, 1)))  # takes the module path
+    np.testing.assert_array_equal(est.predict(big)[:9], est.predict(rows))

@@ -201,6 +201,7 @@ def test_a_training_step_allocates_no_arrays(rng):
     batches = trainer._batch_buffers(Xp, t, w)
     order = np.arange(2048)
     params, grads = trainer.model.params, trainer.model.grads
+    trainer._epoch(0, order, Xp, t, w, batches, params, grads)  # warm the module path
     tracemalloc.start()
     try:
         start, _ = tracemalloc.get_traced_memory()
@@ -277,3 +278,38 @@ def test_checkpoint_of_another_model_is_rejected(tmp_path):
     )
     with warnings.catch_warnings(), pytest.raises(ValueError, match="does not match"):
         other.fit(*data(), resume=True)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (mlp(), fn.SoftmaxCrossEntropy(), fn.optim.Adam(lr=1e-3)),
+        lambda: (
+            fn.Sequential(
+                fn.Linear(64, 16, random_state=0),
+                fn.GELU(),
+                fn.Linear(16, 16, random_state=1),
+                fn.GELU(),
+                fn.Linear(16, 10, random_state=2),
+            ),
+            fn.SoftmaxCrossEntropy(),
+            fn.optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
+        ),
+        lambda: (mlp(n_out=1), fn.MSELoss(), fn.optim.Adam(lr=1e-3)),
+    ],
+)
+def test_fused_epoch_equals_the_module_path_bit_for_bit(make, monkeypatch):
+    X, y = data()
+    model, loss, opt = make()
+    if isinstance(loss, fn.MSELoss):
+        y = y.reshape(-1, 1) / 9.0
+    fused = fn.Trainer(model, loss, opt, batch_size=50, epochs=3, random_state=0)
+    assert fused._fused_epoch(*fused._prepare(X, y, None, "X")) is not None
+    fused.fit(X, y)
+    model2, loss2, opt2 = make()
+    monkeypatch.setattr(fn.Trainer, "_fused_epoch", lambda *a: None)
+    plain = fn.Trainer(model2, loss2, opt2, batch_size=50, epochs=3, random_state=0)
+    plain.fit(X, y)
+    assert fused.history.loss == plain.history.loss
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(v, model2.params[k])
