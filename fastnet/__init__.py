@@ -2,12 +2,6 @@
 
 import os
 
-# Numba's OpenMP threads spin after each parallel loop by default; between two BLAS
-# calls on a 2-core machine that spinning took the cores from OpenBLAS and made a
-# training epoch 4x slower (measured: 1.33 s -> 0.30 s for 784-256-128-10). Passive
-# waiting must be chosen before libgomp loads; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import numba
 
 # Parallel kernels may be called from several Python threads at once (a server's

@@ -346,7 +346,7 @@ def test_compiled_forward_equals_the_module_path(cls, target, kw):
     compiled = est._compiled_forward(rows, net).copy()
     modules = net["out"].forward(est._logits(rows, train=False), train=False)
     np.testing.assert_array_equal(compiled, modules)
-    big = np.ascontiguousarray(np.tile(X, (3, 1)))  # takes the module path
+    big = np.ascontiguousarray(np.tile(X, (3, 1)))
     # (BLAS blocks a 5,391-row product differently from a 9-row one: last-ulp
-    # differences are BLAS's, not the path's)
+    # differences are BLAS's)
     np.testing.assert_allclose(est.predict(big)[:9], est.predict(rows), rtol=1e-13)
