@@ -630,6 +630,19 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         self.dropout = dropout
 
 
+    def predict_proba(self, X):
+        """Class probabilities, as scikit-learn's (same shapes, same checks); the
+        fitted check is a cheap attribute test, which matters for single rows."""
+        if not hasattr(self, "coefs_"):
+            return super().predict_proba(X)  # raises scikit-learn's NotFittedError
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+
 class MLPRegressor(_FastnetMLP, _SkRegressor):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` with its
     arithmetic in fastnet's kernels, plus ``'gelu'`` / ``'leaky_relu'``,
