@@ -629,7 +629,6 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         self.n_threads = n_threads
         self.dropout = dropout
 
-
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the
         fitted check is a cheap attribute test, which matters for single rows."""
