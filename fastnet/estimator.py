@@ -312,8 +312,10 @@ class _FastnetMLP:
         compiled = self._compiled_epoch(
             X_train, target, weights, batch_size, net, params, grads
         )
+        good = [np.empty_like(a) for a in [*self.coefs_, *self.intercepts_]]
         try:
             for _ in range(self.n_iter_, self.max_iter):
+                self._snapshot(good)
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
                 self._fn_sample_idx = sample_idx
@@ -327,6 +329,17 @@ class _FastnetMLP:
                             X_train, target, weights, idx, buffers, params, grads
                         )
 
+                if not np.isfinite(accumulated_loss):
+                    self._restore(good)
+                    warnings.warn(
+                        "The training loss became non-finite in iteration "
+                        f"{self.n_iter_ + 1}; training stopped and the weights of "
+                        "the last finite iteration were kept (lower "
+                        "learning_rate_init or scale the data).",
+                        ConvergenceWarning,
+                        stacklevel=2,
+                    )
+                    break
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / X_train.shape[0]
                 self.t_ += n_samples
@@ -365,6 +378,14 @@ class _FastnetMLP:
                 np.copyto(dst, src)
             for dst, src in zip(self.intercepts_, self._best_intercepts, strict=True):
                 np.copyto(dst, src)
+
+    def _snapshot(self, good):
+        for dst, src in zip(good, [*self.coefs_, *self.intercepts_], strict=True):
+            np.copyto(dst, src)
+
+    def _restore(self, good):
+        for dst, src in zip([*self.coefs_, *self.intercepts_], good, strict=True):
+            np.copyto(dst, src)
 
     def _step(self, X, target, weights, idx, buffers, params, grads):
         """One minibatch through the modules; its loss times its size."""
@@ -628,6 +649,23 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         )
         self.n_threads = n_threads
         self.dropout = dropout
+
+    def _validate_input(self, X, y, incremental, reset):
+        labels = np.asarray(y) if not hasattr(y, "toarray") else None
+        if labels is not None and labels.dtype == object:
+            kinds = {isinstance(v, str) for v in labels.ravel()}
+            if len(kinds) > 1:
+                raise ValueError(
+                    "y mixes string and number labels; use one type for all classes"
+                )
+        X, y = super()._validate_input(X, y, incremental, reset)
+        if len(self.classes_) < 2:
+            # scikit-learn's MLP fits a constant model here without a word
+            raise ValueError(
+                "MLPClassifier needs samples of at least 2 classes; y has only one "
+                f"class: {self.classes_[0]}"
+            )
+        return X, y
 
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the

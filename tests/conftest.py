@@ -1,3 +1,4 @@
+import numba
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -21,6 +22,20 @@ def assert_close(actual, expected, dtype, scale=1.0):
         rtol=RTOL[dtype] * scale,
         atol=ATOL[dtype] * scale,
     )
+
+
+def assert_twins_equal(serial, parallel):
+    """Serial and parallel compilations of one loop give bit-identical results.
+
+    Under NUMBA_BOUNDSCHECK=1 (a CI step) the bounds checks change which operations
+    LLVM fuses into FMAs in the two loops: a few roundings' tolerance applies there.
+    """
+    if numba.config.BOUNDSCHECK:
+        eps = np.finfo(np.asarray(serial).dtype).eps
+        scale = float(np.max(np.abs(serial))) if np.size(serial) else 1.0
+        np.testing.assert_allclose(serial, parallel, rtol=8 * eps, atol=8 * eps * scale)
+    else:
+        np.testing.assert_array_equal(serial, parallel)
 
 
 def numeric_vjp(f, x, dy, h=1e-6):

@@ -1,0 +1,185 @@
+"""Numerical faults, concurrency and resources: diverging training, extreme logits,
+8 threads predicting at once, two processes sharing the Numba cache, flat memory,
+bit-identical reruns, and fuzzed estimator input."""
+
+import os
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+import fastnet as fn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def test_extreme_logits_are_finite_in_float32():
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]], np.float32)
+    ce = fn.SoftmaxCrossEntropy()
+    assert np.isfinite(ce.forward(z, [1, 2])) and np.isfinite(ce.backward()).all()
+    for module in (fn.Sigmoid(), fn.GELU(), fn.GELU("tanh"), fn.Softmax()):
+        assert np.isfinite(module.forward(z)).all()
+        assert np.isfinite(module.backward(np.ones_like(z))).all()
+
+
+@pytest.mark.parametrize(
+    "solver", ["sgd"]
+)  # Adam's normalised steps do not blow up here
+def test_diverging_estimator_warns_and_keeps_the_last_finite_weights(solver):
+    X, y = load_digits(return_X_y=True)
+    reg = fn.MLPRegressor(
+        hidden_layer_sizes=(8,),
+        activation="identity",
+        solver=solver,
+        learning_rate_init=50.0,
+        max_iter=50,
+        random_state=0,
+    )
+    with pytest.warns(ConvergenceWarning, match="non-finite"):
+        reg.fit(X, y * 1e6)
+    assert reg.n_iter_ < 50
+    assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_eight_threads_predicting_at_once_get_the_serial_results():
+    X, y = load_digits(return_X_y=True)
+    est = fn.MLPClassifier(max_iter=5, random_state=0).fit(X, y)
+    batches = [np.ascontiguousarray(X[i::8]) for i in range(8)]
+    serial = [est.predict_proba(b) for b in batches]
+    results = [None] * 8
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(20):
+                results[i] = est.predict_proba(batches[i])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for got, want in zip(results, serial, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_parallel_kernels_from_eight_threads():
+    x = np.random.default_rng(0).standard_normal(1 << 19)
+    want = fn.GELU().forward(x).copy()
+    out = [None] * 8
+
+    def work(i):
+        out[i] = fn.GELU().forward(x).copy()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for o in out:
+        np.testing.assert_array_equal(o, want)
+
+
+def test_two_processes_fitting_with_one_cold_cache(tmp_path):
+    code = (
+        "import numpy as np, fastnet as fn\n"
+        "from sklearn.datasets import load_digits\n"
+        "X, y = load_digits(return_X_y=True)\n"
+        "m = fn.MLPClassifier((16,), max_iter=3, random_state=0).fit(X, y)\n"
+        "print(repr(float(m.coefs_[0].sum())))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
+    assert outs[0][0] == outs[1][0]
+    again = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0 and again.stdout == outs[0][0]
+
+
+def test_memory_stays_flat_over_200_epochs():
+    import tracemalloc
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    model = fn.Sequential(
+        fn.Linear(64, 32, random_state=0), fn.ReLU(), fn.Linear(32, 10, random_state=1)
+    )
+    trainer = fn.Trainer(
+        model, fn.SoftmaxCrossEntropy(), fn.optim.Adam(), epochs=20, random_state=0
+    )
+    trainer.fit(X, y)
+    tracemalloc.start()
+    try:
+        trainer.epochs = 100
+        trainer.fit(X, y)
+        first, _ = tracemalloc.get_traced_memory()
+        trainer.epochs = 200
+        trainer.fit(X, y)
+        second, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # what stays is per fit (history lists), not per epoch
+    assert second - first < 64 * 1024, second - first
+
+
+def test_same_random_state_gives_bit_identical_weights():
+    X, y = load_digits(return_X_y=True)
+    for kw in ({}, {"solver": "sgd"}, {"dropout": 0.2}, {"early_stopping": True}):
+        a = fn.MLPClassifier(max_iter=4, random_state=3, **kw).fit(X, y)
+        b = fn.MLPClassifier(max_iter=4, random_state=3, **kw).fit(X, y)
+        for p, q in zip(a.coefs_, b.coefs_, strict=True):
+            np.testing.assert_array_equal(p, q)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    X=hnp.arrays(
+        st.sampled_from([np.float64, np.float32]),
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6),
+        elements=st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True, width=32), st.integers(-5, 5)
+        ),
+    ),
+    y=st.lists(st.integers(0, 2), min_size=0, max_size=8),
+)
+def test_fuzzed_estimator_input_fits_or_raises_cleanly(X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            est = fn.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, np.array(y))
+        except (ValueError, TypeError):
+            return
+    assert all(np.isfinite(c).all() for c in est.coefs_)
+    proba = est.predict_proba(np.asarray(X, dtype=np.float64).reshape(len(X), -1))
+    assert np.isfinite(proba).all()
