@@ -54,6 +54,21 @@ def batched_matmul(a, b, out, trans_a, trans_b):
     ``a``, ``b`` and ``out`` are C-contiguous 3-D arrays; ``op`` transposes when
     ``trans_a`` / ``trans_b`` is set (passed to BLAS as a flag, not copied).
     """
+    m, n = out.shape[1], out.shape[2]
+    if m * n <= 4:
+        # Tiny products (a dot product per batch element, as in 'bj,bj->b'): a
+        # loop beats one BLAS call per batch element.
+        k = a.shape[1] if trans_a else a.shape[2]
+        for i in range(out.shape[0]):
+            for r in range(m):
+                for c in range(n):
+                    acc = 0.0
+                    for t in range(k):
+                        x = a[i, t, r] if trans_a else a[i, r, t]
+                        y = b[i, c, t] if trans_b else b[i, t, c]
+                        acc += x * y
+                    out[i, r, c] = acc
+        return
     for i in range(out.shape[0]):
         if trans_a and trans_b:
             np.dot(a[i].T, b[i].T, out[i])
