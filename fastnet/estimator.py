@@ -42,7 +42,6 @@ from .layers import (
     Linear,
     ReLU,
     Sigmoid,
-    Softmax,
     Tanh,
 )
 from .losses import MSELoss, PoissonLoss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
@@ -57,23 +56,13 @@ HIDDEN_ACTIVATIONS = {
     "gelu": GELU,
     "leaky_relu": LeakyReLU,
 }
-#: ``out_activation_`` -> (output module for predictions, fused training loss)
-OUTPUTS = {
-    "softmax": (Softmax, SoftmaxCrossEntropy),
-    "logistic": (Sigmoid, SigmoidBinaryCrossEntropy),
-    "identity": (Identity, MSELoss),
-    "exp": (None, PoissonLoss),
+#: ``out_activation_`` -> the fused training loss of that output layer
+OUTPUT_LOSSES = {
+    "softmax": SoftmaxCrossEntropy,
+    "logistic": SigmoidBinaryCrossEntropy,
+    "identity": MSELoss,
+    "exp": PoissonLoss,
 }
-
-_STOCHASTIC = ("sgd", "adam")
-
-
-class _Exp:
-    """Output module of the Poisson regressor: ``mu = exp(z)``."""
-
-    def forward(self, z, train=False):
-        np.exp(z, out=z)
-        return z
 
 
 class _FastnetMLP:
@@ -106,12 +95,7 @@ class _FastnetMLP:
             # are read-only; the optimizer updates in place)
             W = W if W.flags.c_contiguous and W.flags.writeable else np.array(W)
             b = b if b.flags.c_contiguous and b.flags.writeable else np.array(b)
-            lin = Linear.__new__(Linear)
-            lin.__init__(1, 1, dtype=W.dtype)
-            lin.n_in, lin.n_out, lin.dtype = W.shape[0], W.shape[1], W.dtype
-            lin.params = {"W": W, "b": b}
-            lin.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
-            linears.append(lin)
+            linears.append(Linear.from_params(W, b))
         self.coefs_ = [lin.params["W"] for lin in linears]
         self.intercepts_ = [lin.params["b"] for lin in linears]
         act = HIDDEN_ACTIVATIONS[self.activation]
@@ -122,14 +106,12 @@ class _FastnetMLP:
             # as scikit-learn does, so they reproduce its shuffles and splits)
             rng = np.random.default_rng(self._dropout_seed())
             drops = [Dropout(self.dropout, random_state=rng) for _ in linears[:-1]]
-        out_module, loss_cls = OUTPUTS[self.out_activation_]
         net = {
             "arrays": [*self.coefs_, *self.intercepts_],
             "linears": linears,
             "hidden": hidden,
             "dropout": drops,
-            "out": out_module() if out_module is not None else _Exp(),
-            "loss": loss_cls(),
+            "loss": OUTPUT_LOSSES[self.out_activation_](),
         }
         self._fn_net = net
         return net

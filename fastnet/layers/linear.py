@@ -37,6 +37,21 @@ class Linear(Module):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._x = None
 
+    @classmethod
+    def from_params(cls, W, b):
+        """A layer over the given arrays (shared, not copied): ``W`` (n_in, n_out)
+        and ``b`` (n_out,), C-contiguous float32 or float64 of one dtype."""
+        W, b = np.asarray(W), np.asarray(b)
+        if W.ndim != 2 or b.shape != (W.shape[1],):
+            raise ValueError(
+                f"Linear.from_params needs W (n_in, n_out) and b (n_out,); got shapes "
+                f"{W.shape} and {b.shape}"
+            )
+        layer = cls(W.shape[0], W.shape[1], dtype=W.dtype, random_state=0)
+        layer.params = {"W": W, "b": b}
+        layer._check_params()
+        return layer
+
     def forward(self, x, train=True):
         x = as_float_array(x, "Linear input", self.dtype)
         check_ndim(x, (2,), "Linear input")
