@@ -14,6 +14,7 @@ elsewhere) where ``i`` repeats a label.
 """
 
 import functools
+import math
 import string
 
 import numpy as np
@@ -151,7 +152,7 @@ def _reduce_to(x, labels, keep):
 
     dropped = [lab for lab in unique if lab not in keep]
     out_shape = np.array([size(lab) for lab in kept], np.int64)
-    out = np.empty(int(np.prod(out_shape)), x.dtype)
+    out = np.empty(math.prod(out_shape.tolist()), x.dtype)
     kernel = kernels.pick(kernels.strided_reduce, x.size)
     kernel(
         x.reshape(-1),
@@ -167,9 +168,12 @@ def _reduce_to(x, labels, keep):
 
 def _arrange(x, labels, order, sizes):
     """``x`` broadcast to ``sizes`` and permuted to ``order``, C-contiguous."""
-    x = np.transpose(x, [labels.index(lab) for lab in order])
-    x = np.broadcast_to(x, [sizes[lab] for lab in order])
-    return np.asarray(x, order="C")
+    if list(labels) != list(order):
+        x = np.transpose(x, [labels.index(lab) for lab in order])
+    shape = tuple(sizes[lab] for lab in order)
+    if x.shape != shape:  # size-1 axes broadcast against larger ones
+        x = np.broadcast_to(x, shape)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def _pair(x, lx, y, ly, keep, sizes, want=None):
@@ -191,9 +195,7 @@ def _pair(x, lx, y, ly, keep, sizes, want=None):
     contr = [lab for lab in lx if lab in ly and lab not in keep]
     fx = [lab for lab in lx if lab not in ly]
     fy = [lab for lab in ly if lab not in lx]
-    nb, m, k, n = (
-        int(np.prod([sizes[lab] for lab in g])) for g in (batch, fx, contr, fy)
-    )
+    nb, m, k, n = (math.prod(sizes[lab] for lab in g) for g in (batch, fx, contr, fy))
     # Use an operand as it lies when its axes are already (batch, free, contracted)
     # or (batch, contracted, free): BLAS takes the transpose as a flag.
     ta = lx == batch + contr + fx

@@ -55,10 +55,10 @@ def batched_matmul(a, b, out, trans_a, trans_b):
     ``trans_a`` / ``trans_b`` is set (passed to BLAS as a flag, not copied).
     """
     m, n = out.shape[1], out.shape[2]
-    if m * n <= 4:
-        # Tiny products (a dot product per batch element, as in 'bj,bj->b'): a
-        # loop beats one BLAS call per batch element.
-        k = a.shape[1] if trans_a else a.shape[2]
+    k = a.shape[1] if trans_a else a.shape[2]
+    if m * n * k <= 1024:
+        # Tiny products (a dot or a scaled row per batch element, as in 'bj,bj->b'
+        # or 'b,bi->bi'): a loop beats one BLAS call per batch element.
         for i in range(out.shape[0]):
             for r in range(m):
                 for c in range(n):
