@@ -32,9 +32,10 @@ def fused_epoch(
     grad_scale=1.0,
     eps_placement=None,
 ):
-    """A function ``epoch(order) -> per-batch losses`` for a network of ``linears``
-    with the activation module ``hidden`` between them, or None when the optimizer
-    has no compiled form (AdamW, clipping, its own weight decay).
+    """A function ``epoch(order)`` returning the epoch's sum of batch loss × batch
+    rows, for a network of ``linears`` with the activation module ``hidden`` between
+    them; or None when the optimizer has no compiled form (AdamW, clipping, its own
+    weight decay).
 
     ``names``: the optimizer's parameter names, one ``(W name, b name)`` per layer.
     ``l2``: scikit-learn's L2, ``l2 / batch weight`` on the weights only.
@@ -75,7 +76,8 @@ def fused_epoch(
     xb = np.empty((batch, *X.shape[1:]), dt)
     tb = np.empty((batch, *target.shape[1:]), target.dtype)
     n = X.shape[0]
-    losses = np.empty(len(range(0, n, batch)))
+    sizes = np.minimum(batch, n - np.arange(0, n, batch))  # rows per batch
+    losses = np.empty(sizes.shape[0])
     sklearn_eps = (
         eps_placement or getattr(optimizer, "eps_placement", "torch")
     ) == "sklearn"
@@ -114,11 +116,9 @@ def fused_epoch(
             loss_scale,
             losses,
         )
-        return losses
+        total = 0.0  # summed as the module path sums, batch by batch
+        for value, m in zip(losses, sizes, strict=True):
+            total += float(value) * int(m)
+        return total
 
     return epoch
-
-
-def batch_sizes(n, batch):
-    """Rows in each batch of an epoch over ``n`` rows."""
-    return np.minimum(batch, n - np.arange(0, n, batch))

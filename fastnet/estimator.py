@@ -32,7 +32,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import validate_data
 
 from . import kernels
-from ._fused import batch_sizes, fused_epoch
+from ._fused import fused_epoch
 from ._threads import thread_limit
 from .layers import (
     GELU,
@@ -400,7 +400,7 @@ class _FastnetMLP:
         lins = net["linears"]
         names = [(f"W{i}", f"b{i}") for i in range(len(lins))]
         loss_scale, grad_scale = self._loss_scales(lbfgs=False)
-        run = fused_epoch(
+        return fused_epoch(
             lins,
             net["hidden"][0] if net["hidden"] else None,
             names,
@@ -413,15 +413,6 @@ class _FastnetMLP:
             loss_scale,
             grad_scale,
         )
-        sizes = batch_sizes(X.shape[0], batch)
-
-        def epoch(order):
-            total = 0.0
-            for loss, m in zip(run(order), sizes, strict=True):
-                total += float(loss) * int(m)
-            return total
-
-        return epoch
 
     def _trigger_stopping(self, msg):
         """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 until 1e-6."""

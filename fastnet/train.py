@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from . import losses as L
 from ._atomic import load_npz, save_npz
 from ._checks import as_float_array, check_positive_int, make_generator
-from ._fused import batch_sizes, fused_epoch
+from ._fused import fused_epoch
 from ._threads import thread_limit
 from .layers import Activation, Linear
 from .optim import Optimizer
@@ -253,16 +253,10 @@ class Trainer:
         )
         if run is None:
             return None
-        sizes = batch_sizes(X.shape[0], min(self.batch_size, X.shape[0]))
 
         def epoch(order):
-            losses = run(order)
-            if not np.isfinite(losses).all():
-                return None
-            total = 0.0  # summed as the module path sums, batch by batch
-            for loss, m in zip(losses, sizes, strict=True):
-                total += float(loss) * int(m)
-            return total / X.shape[0]
+            total = run(order)
+            return total / X.shape[0] if math.isfinite(total) else None
 
         return epoch
 
