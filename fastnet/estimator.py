@@ -556,7 +556,9 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
     scikit-learn's (see its documentation), plus:
 
     activation : also ``'gelu'`` (exact) and ``'leaky_relu'`` (alpha 0.01).
-    n_threads : int or None — Numba and BLAS threads during fit and predict.
+    n_threads : int or None — Numba and BLAS threads during fit and predict; None
+        is all cores, but one thread in a Dask worker's task (a grid search on a
+        cluster runs one fit per worker thread).
     dropout : float in [0, 1) — inverted dropout after every hidden layer while
         training with ``'sgd'`` or ``'adam'``.
     """

@@ -30,6 +30,13 @@ class Node:
         self.value = None
         self.grad = None
 
+    def __getstate__(self):
+        # a pickle keeps parameter values; inputs and outputs are the last call's
+        state = self.__dict__.copy()
+        if self.kind != "param":
+            state.update(value=None, grad=None)
+        return state
+
     def __repr__(self):
         return f"Node({self.name!r}, {self.kind})"
 

@@ -27,6 +27,12 @@ class Loss:
         self._last = None
         self._no_weights = {}
 
+    def __getstate__(self):
+        # settings only: buffers and the last gradient are rebuilt by forward
+        state = self.__dict__.copy()
+        state.update(_grad={}, _last=None, _no_weights={})
+        return state
+
     def __call__(self, pred, target, sample_weight=None):
         return self.forward(pred, target, sample_weight)
 

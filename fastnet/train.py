@@ -74,7 +74,8 @@ class Trainer:
     - A non-finite loss stops training with a ``RuntimeWarning`` and puts back the
       weights of the last completed epoch: finite, nothing lost.
     - ``callbacks``: callables ``cb(trainer, epoch, history)``; returning True stops.
-    - ``n_threads``: Numba and BLAS threads for the fit, restored afterwards.
+    - ``n_threads``: Numba and BLAS threads for the fit, restored afterwards; None
+      is all cores, or one thread in a Dask worker's task.
     - ``checkpoint``: a path written atomically after every epoch (weights, optimizer
       state, RNG states, history); ``fit(..., resume=True)`` continues from it and
       ends with the same weights as an uninterrupted run.

@@ -17,11 +17,16 @@ class Activation(Module):
 
     kernel_name = None  # a key of fastnet.kernels.ACTIVATIONS
     alpha = 0.0
+    _transient = ("_saved",)
 
     def __init__(self):
         super().__init__()
-        self._kernels = kernels.ACTIVATIONS[self.kernel_name]
         self._saved = None
+
+    @property
+    def _kernels(self):
+        # looked up per call, never stored: a pickled module carries no kernels
+        return kernels.ACTIVATIONS[self.kernel_name]
 
     def forward(self, x, train=True):
         x = as_float_array(x, f"{type(self).__name__} input")

@@ -16,7 +16,15 @@ class Module:
     Returned arrays are the module's own buffers, reused by the next call with the
     same shapes, so a training step allocates nothing: copy an output you want to
     keep past the next ``forward``.
+
+    Pickles (and so Dask, joblib and multiprocessing) carry the parameters, their
+    gradients and the settings: no buffers, no tensors saved for ``backward`` (the
+    attributes named in ``_transient``) and no compiled kernels, which the receiving
+    process loads from its own cache.
     """
+
+    #: attributes holding what the last ``forward`` saved for ``backward``
+    _transient = ()
 
     def __init__(self):
         self.params = {}
@@ -28,6 +36,13 @@ class Module:
 
     def backward(self, dy):
         raise NotImplementedError
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_buffers"] = {}
+        for name in self._transient:
+            state[name] = None
+        return state
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)

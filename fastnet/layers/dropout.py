@@ -16,6 +16,8 @@ class Dropout(Module):
     Backward: :math:`dx = dy\,[u \ge p]/(1-p)` with the same draws.
     """
 
+    _transient = ("_u", "_shape")
+
     def __init__(self, p=0.5, random_state=None):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:

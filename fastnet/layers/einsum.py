@@ -12,6 +12,8 @@ class Einsum(Module):
     ``g.add(Einsum("bi,ij,bj->b"), x, g.param("W", w0), y)``.
     """
 
+    _transient = ("_xs",)
+
     def __init__(self, equation):
         super().__init__()
         if not isinstance(equation, str):

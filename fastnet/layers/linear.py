@@ -24,6 +24,8 @@ class Linear(Module):
     Backward: :math:`dX = dY W^\top`, :math:`dW = X^\top dY`, :math:`db = \sum_i dY_i`.
     """
 
+    _transient = ("_x",)
+
     def __init__(self, n_in, n_out, dtype=np.float32, random_state=None):
         super().__init__()
         self.n_in = check_positive_int(n_in, "n_in")

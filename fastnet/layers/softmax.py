@@ -12,6 +12,8 @@ class Softmax(Module):
     :math:`dx = p \odot (dy - \sum_k dy_k p_k)`, not the diagonal :math:`p(1-p)`.
     """
 
+    _transient = ("_p",)
+
     def __init__(self):
         super().__init__()
         self._p = None
