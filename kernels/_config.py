@@ -34,8 +34,18 @@ PARALLEL_MIN_SIZE = int(os.environ.get("FASTNET_PARALLEL_MIN_SIZE", 1 << 18))
 OPTIONS = {"cache": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
 
 # Numba's cache key ignores compile options, so they go into every kernel's cache
-# file name: changing them can never load stale machine code.
-_TAG = hashlib.sha1(repr(sorted(map(str, OPTIONS.items()))).encode()).hexdigest()[:8]
+# file name: changing them can never load stale machine code. Sets are sorted first:
+# their order follows the per-process string hash, and an unsorted tag named the
+# cache files differently in about half of all processes (measured: a Dask worker
+# or a second run of a script compiled everything again, at random).
+_TAG = hashlib.sha1(
+    repr(
+        sorted(
+            (key, sorted(value) if isinstance(value, (set, frozenset)) else value)
+            for key, value in OPTIONS.items()
+        )
+    ).encode()
+).hexdigest()[:8]
 
 
 def _compile(func, name, parallel=False, **consts):

@@ -184,6 +184,22 @@ def test_estimators_and_models_travel_to_workers_and_back(client, digits):
     np.testing.assert_array_equal(client.submit(_forward, model, X).result(), expected)
 
 
+def _fit_and_list_compilations(X, y):
+    import numba.core.event as ev
+
+    with ev.install_recorder("numba:compile") as rec:
+        small_clf(max_iter=3).fit(X, y).predict_proba(X)
+    return [str(e.data["dispatcher"]) for _, e in rec.buffer if e.is_start]
+
+
+def test_workers_load_the_kernels_from_the_cache(client, digits):
+    X, y = digits
+    _fit_and_list_compilations(X, y)  # here: compiles what is not cached yet
+    # a worker unpickles no kernels and compiles none: Numba's cache has them all
+    assert _fit_and_list_compilations(X, y) == []  # (the recorder does see compiles)
+    assert client.submit(_fit_and_list_compilations, X, y, pure=False).result() == []
+
+
 # -- fit_blocks ------------------------------------------------------------------------
 def _block(block_id=None):
     rng = np.random.default_rng(block_id[0])

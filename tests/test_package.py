@@ -1,6 +1,7 @@
 """Packaging and kernel-layer rules that outside checks rely on."""
 
 import ast
+import os
 import pathlib
 import subprocess
 import sys
@@ -63,6 +64,25 @@ def test_every_kernel_is_cached_and_uses_the_shared_flags():
         assert not isinstance(d._cache, NullCache), d.py_func.__qualname__
         assert set(d.targetoptions["fastmath"]) == set(kernels.FASTMATH)
         assert d.targetoptions["error_model"] == "numpy"
+
+
+def test_cache_names_are_the_same_in_every_process(tmp_path):
+    # The options' tag names every cache file. Set order follows the per-process
+    # string hash: a tag built from an unsorted set differed between these seeds, so
+    # other processes (Dask workers, the next run) missed the cache and compiled.
+    code = "from fastnet.kernels import _config; print(_config._TAG)"
+    tags = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(tags) == 1 and len(tags.pop().strip()) == 8
 
 
 def test_parallel_twins_are_parallel():
