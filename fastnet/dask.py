@@ -209,7 +209,7 @@ def _rows_like(a, name, n, rows):
         a = da.from_array(a, chunks=(rows, *a.shape[1:]))
     if a.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {a.shape}")
-    if isinstance(a.shape[0], numbers.Number) and np.isnan(a.shape[0]):
+    if np.isnan(a.shape[0]):
         raise ValueError(
             f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first"
         )
@@ -239,8 +239,5 @@ def _submit(client, parts, i):
 
 
 def _gather(client, pending):
-    parts = dask.compute(*pending) if client is None else client.gather(pending)
-    parts = list(parts)
-    xb, yb = parts[0], parts[1]
-    wb = parts[2] if len(parts) > 2 else None
-    return xb, yb, wb
+    xb, yb, *wb = dask.compute(*pending) if client is None else client.gather(pending)
+    return xb, yb, (wb[0] if wb else None)
