@@ -2,6 +2,7 @@
 
 import contextlib
 import sys
+import threading
 
 import numba
 from threadpoolctl import threadpool_limits
@@ -34,11 +35,23 @@ def resolve_threads(n_threads):
     return 1 if in_dask_worker() else None
 
 
+# BLAS's thread count is one setting for the whole process, while Numba's is per
+# thread. Threads that limit BLAS at the same time share one limit: the first sets
+# it, the last restores it (each saving and restoring on its own could leave BLAS
+# at another thread's limit forever, depending on the order they finish in).
+_blas = {"lock": threading.Lock(), "users": 0, "limiter": None}
+
+
 @contextlib.contextmanager
 def thread_limit(n_threads):
     """Run the block with ``n_threads`` Numba threads and ``n_threads`` BLAS threads,
     restoring both afterwards. ``None`` leaves both as they are (all cores), except in
-    a Dask worker's task, where it means one thread (:func:`resolve_threads`)."""
+    a Dask worker's task, where it means one thread (:func:`resolve_threads`).
+
+    Safe to enter from several threads at once. Numba's setting is per thread; BLAS's
+    is per process, so while blocks in several threads overlap, BLAS keeps the limit
+    of the first of them.
+    """
     n_threads = resolve_threads(n_threads)
     if n_threads is None:
         yield
@@ -46,8 +59,75 @@ def thread_limit(n_threads):
     n = min(n_threads, numba.config.NUMBA_NUM_THREADS)
     before = numba.get_num_threads()
     numba.set_num_threads(n)
+    with _blas["lock"]:
+        if _blas["users"] == 0:
+            _blas["limiter"] = threadpool_limits(limits=n)
+        _blas["users"] += 1
     try:
-        with threadpool_limits(limits=n):
-            yield
+        yield
     finally:
+        with _blas["lock"]:
+            _blas["users"] -= 1
+            if _blas["users"] == 0:
+                _blas["limiter"].restore_original_limits()
+                _blas["limiter"] = None
         numba.set_num_threads(before)
+
+
+class FitGuard:
+    """Keeps an estimator's training and its predictions apart, without making
+    predictions wait for each other.
+
+    Any number of threads may predict at once (:meth:`reading`). A fit
+    (:meth:`writing`) waits for the predictions already running to finish, then
+    owns the weights until it returns: a prediction from another thread meanwhile,
+    or a second fit, raises ``RuntimeError`` instead of reading half-updated
+    weights. The fitting thread itself may predict (scikit-learn's early stopping
+    scores the validation set from inside ``fit``).
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = None
+        self._depth = 0
+
+    def _busy(self, action):
+        return RuntimeError(
+            f"cannot {action}: this estimator is being fitted in another thread; "
+            "wait for fit/partial_fit to return (or predict with a copy made by "
+            "sklearn.base.clone and fitted separately)"
+        )
+
+    @contextlib.contextmanager
+    def reading(self):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer is not None and self._writer != me:
+                raise self._busy("predict")
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def writing(self):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer is not None and self._writer != me:
+                raise self._busy("fit")
+            if self._writer is None:
+                self._cond.wait_for(lambda: self._readers == 0)
+                self._writer = me
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._writer = None

@@ -20,6 +20,8 @@ import types
 
 from numba import njit
 
+from ._cache import attach
+
 FASTMATH = frozenset({"nsz", "contract"})
 
 #: Elementwise kernels switch to their ``parallel=True`` twin at this many elements
@@ -30,8 +32,15 @@ PARALLEL_MIN_SIZE = int(os.environ.get("FASTNET_PARALLEL_MIN_SIZE", 1 << 18))
 
 #: Options of every kernel. ``error_model="numpy"``: float division by zero gives
 #: inf/NaN as in NumPy instead of a Python-style check, whose branch kept loops such
-#: as Adam's update from vectorising (measured: 4.6x slower).
-OPTIONS = {"cache": True, "fastmath": set(FASTMATH), "error_model": "numpy"}
+#: as Adam's update from vectorising (measured: 4.6x slower). ``nogil``: a kernel
+#: releases the GIL while it runs, so Python threads calling kernels (a server's
+#: predictions) run at once instead of in line.
+OPTIONS = {
+    "cache": True,
+    "fastmath": set(FASTMATH),
+    "error_model": "numpy",
+    "nogil": True,
+}
 
 # Numba's cache key ignores compile options, so they go into every kernel's cache
 # file name: changing them can never load stale machine code. Sets are sorted first:
@@ -65,7 +74,10 @@ def _compile(func, name, parallel=False, **consts):
     clone.__qualname__ = f"{name}__{_TAG}"
     clone.__module__ = func.__module__
     clone.__doc__ = func.__doc__
-    return njit(parallel=parallel, **{**OPTIONS, "fastmath": set(FASTMATH)})(clone)
+    # cache=False here: the on-disk cache is attached by _cache.attach, which keeps
+    # it out of the installed package (OPTIONS' "cache" still names the files)
+    options = {**OPTIONS, "fastmath": set(FASTMATH), "cache": False}
+    return attach(njit(parallel=parallel, **options)(clone))
 
 
 def jit(func):

@@ -64,6 +64,10 @@ def test_every_kernel_is_cached_and_uses_the_shared_flags():
         assert not isinstance(d._cache, NullCache), d.py_func.__qualname__
         assert set(d.targetoptions["fastmath"]) == set(kernels.FASTMATH)
         assert d.targetoptions["error_model"] == "numpy"
+        assert d.targetoptions["nogil"], d.py_func.__qualname__  # threads run at once
+        cache_path = pathlib.Path(d._cache._impl.locator.get_cache_path())
+        package = pathlib.Path(kernels.__file__).parent
+        assert package not in cache_path.parents, cache_path
 
 
 def test_cache_names_are_the_same_in_every_process(tmp_path):

@@ -30,7 +30,7 @@ class Activation(Module):
 
     def forward(self, x, train=True):
         x = as_float_array(x, f"{type(self).__name__} input")
-        out = self._buffer("y", x.shape, x.dtype)
+        out = self._buffer("y", x.shape, x.dtype, fresh=not train)
         if self._kernels.saves == "x":
             x = self._unaliased(x, out)
         kernel = kernels.pick(self._kernels.forward, x.size)

@@ -15,7 +15,13 @@ class Module:
 
     Returned arrays are the module's own buffers, reused by the next call with the
     same shapes, so a training step allocates nothing: copy an output you want to
-    keep past the next ``forward``.
+    keep past the next ``forward``. ``forward(x, train=False)`` returns a new array
+    instead.
+
+    Threads: ``forward(x, train=False)`` may run in several threads at once (each
+    call writes only into its own new output; parameters are only read). Training
+    calls — ``forward(x, train=True)`` and ``backward`` — keep per-call state (the
+    saved input, the shared buffers): one thread at a time per module.
 
     Pickles (and so Dask, joblib and multiprocessing) carry the parameters, their
     gradients and the settings: no buffers, no tensors saved for ``backward`` (the
@@ -47,13 +53,16 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
-    def _buffer(self, key, shape, dtype):
-        """A reusable array for ``key`` of this shape and dtype.
+    def _buffer(self, key, shape, dtype, fresh=False):
+        """A reusable array for ``key`` of this shape and dtype; a new one when
+        ``fresh`` (inference, which must not share buffers between threads).
 
         Up to :data:`MAX_SHAPES` shapes per key are kept, so alternating batch sizes
         (full batches, the last partial one, a validation set) reuse their buffers
         instead of reallocating; the oldest shape is dropped beyond that.
         """
+        if fresh:
+            return np.empty(shape, dtype=dtype)
         k = (key, shape, dtype)
         buf = self._buffers.get(k)
         if buf is None:

@@ -62,7 +62,7 @@ class Linear(Module):
                 f"Linear input has shape {x.shape}, expected (n, {self.n_in})"
             )
         self._check_params()
-        out = self._buffer("y", (x.shape[0], self.n_out), self.dtype)
+        out = self._buffer("y", (x.shape[0], self.n_out), self.dtype, fresh=not train)
         x = self._unaliased(x, out)
         kernels.linear_forward(x, self.params["W"], self.params["b"], out)
         self._x = x

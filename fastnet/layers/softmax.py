@@ -22,7 +22,7 @@ class Softmax(Module):
         x = as_float_array(x, "Softmax input")
         if x.ndim == 0:
             raise ValueError("Softmax input must have at least one axis, got a scalar")
-        out = self._buffer("y", x.shape, x.dtype)
+        out = self._buffer("y", x.shape, x.dtype, fresh=not train)
         if x.size:
             rows = x.reshape(-1, x.shape[-1])
             kernels.pick(kernels.softmax_forward, x.size)(rows, out.reshape(rows.shape))

@@ -1,6 +1,7 @@
 """Numerical faults, concurrency and resources: diverging training, extreme logits,
-8 threads predicting at once, two processes sharing the Numba cache, flat memory,
-bit-identical reruns, and fuzzed estimator input."""
+parallel kernels from 8 threads, two processes sharing the Numba cache, flat memory,
+bit-identical reruns, and fuzzed estimator input. (Concurrent predictions:
+test_concurrency.py.)"""
 
 import os
 import subprocess
@@ -49,31 +50,6 @@ def test_diverging_estimator_warns_and_keeps_the_last_finite_weights(solver):
     assert reg.n_iter_ < 50
     assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
     assert np.isfinite(reg.predict(X)).all()
-
-
-def test_eight_threads_predicting_at_once_get_the_serial_results():
-    X, y = load_digits(return_X_y=True)
-    est = fn.MLPClassifier(max_iter=5, random_state=0).fit(X, y)
-    batches = [np.ascontiguousarray(X[i::8]) for i in range(8)]
-    serial = [est.predict_proba(b) for b in batches]
-    results = [None] * 8
-    errors = []
-
-    def work(i):
-        try:
-            for _ in range(20):
-                results[i] = est.predict_proba(batches[i])
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    for got, want in zip(results, serial, strict=True):
-        np.testing.assert_array_equal(got, want)
 
 
 def test_parallel_kernels_from_eight_threads():

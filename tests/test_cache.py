@@ -1,0 +1,97 @@
+"""Where the kernel cache lives: outside the package, chosen by FASTNET_CACHE_DIR or
+NUMBA_CACHE_DIR, and a folder that cannot be written never stops fastnet.
+
+Each case runs in a fresh process (the folder is chosen when the kernels are made,
+at import), compiling one small kernel.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import fastnet
+
+PACKAGE = pathlib.Path(fastnet.__file__).parent
+KERNELS = pathlib.Path(fastnet.kernels.__file__).parent
+
+# compiles and runs one kernel, then prints where its cache lives
+CODE = """
+import warnings, numpy as np
+warnings.simplefilter("error", RuntimeWarning) if {strict} else None
+from fastnet import kernels
+out = np.empty(3)
+kernels.ACTIVATIONS["relu"].forward[0](np.array([-1.0, 0.0, 2.0]), 0.0, out)
+assert out.tolist() == [0.0, 0.0, 2.0]
+cache = kernels.ACTIVATIONS["relu"].forward[0]._cache
+print(cache._impl.locator.get_cache_path() if hasattr(cache, "_impl") else "")
+"""
+
+
+def _run(tmp_path, strict=True, **env):
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NUMBA_CACHE_DIR", "FASTNET_CACHE_DIR", "XDG_CACHE_HOME")
+    }
+    return subprocess.run(
+        [sys.executable, "-c", CODE.format(strict=strict)],
+        env={**base, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+
+
+def _cache_files(folder):
+    return sorted(
+        p for p in pathlib.Path(folder).rglob("*") if p.suffix in (".nbi", ".nbc")
+    )
+
+
+def test_fastnet_cache_dir_chooses_the_folder(tmp_path):
+    run = _run(tmp_path, FASTNET_CACHE_DIR=str(tmp_path / "cache"))
+    assert run.returncode == 0, run.stderr
+    assert pathlib.Path(run.stdout.strip()).parent == tmp_path / "cache"
+    assert _cache_files(tmp_path / "cache"), "no cache files written"
+
+
+def test_numba_cache_dir_wins(tmp_path):
+    run = _run(
+        tmp_path,
+        FASTNET_CACHE_DIR=str(tmp_path / "fastnet"),
+        NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+    )
+    assert run.returncode == 0, run.stderr
+    assert _cache_files(tmp_path / "numba")
+    assert not (tmp_path / "fastnet").exists()
+
+
+def test_default_is_the_per_user_cache_folder(tmp_path):
+    # XDG_CACHE_HOME is the per-user cache root on Linux (Numba's appdirs reads it)
+    if sys.platform != "linux":
+        pytest.skip("the XDG convention is Linux's")
+    run = _run(tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert run.returncode == 0, run.stderr
+    assert pathlib.Path(run.stdout.strip()).parent == tmp_path / "xdg" / "fastnet"
+    assert _cache_files(tmp_path / "xdg" / "fastnet")
+
+
+def test_nothing_is_written_inside_the_package(tmp_path):
+    before = _cache_files(PACKAGE) + _cache_files(KERNELS)
+    run = _run(tmp_path, FASTNET_CACHE_DIR=str(tmp_path / "cache"))
+    assert run.returncode == 0, run.stderr
+    assert _cache_files(PACKAGE) + _cache_files(KERNELS) == before == []
+
+
+def test_an_unwritable_cache_folder_warns_once_and_still_computes(tmp_path):
+    # (a path below a regular file cannot be created, even by root, for whom
+    # permission bits do not stop writes)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = _run(tmp_path, strict=False, FASTNET_CACHE_DIR=str(blocker / "cache"))
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("cannot write its kernel cache folder") == 1, run.stderr
+    assert run.stdout.strip() == ""  # the kernel is uncached, and it ran
