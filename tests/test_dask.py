@@ -6,6 +6,7 @@ workers and back, and ``fastnet.dask.fit_blocks`` / ``predict_blocks`` against t
 same ``partial_fit`` calls made by hand.
 """
 
+import itertools
 import sys
 
 import numba
@@ -27,7 +28,7 @@ from sklearn.model_selection import (  # noqa: E402
     cross_validate,
 )
 from sklearn.utils import check_random_state  # noqa: E402
-from threadpoolctl import threadpool_info  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 import fastnet  # noqa: E402
 from fastnet.dask import fit_blocks, predict_blocks  # noqa: E402
@@ -63,11 +64,15 @@ def digits():
 
 
 def small_clf(**kw):
+    # n_threads=1 here and in the workers: results are compared bit for bit, and
+    # BLAS may round the last bit differently with another thread count (seen:
+    # 2.4e-7 apart between a worker's 1 thread and 2 threads here)
     params = {
         "hidden_layer_sizes": (16,),
         "max_iter": 15,
         "learning_rate_init": 0.01,
         "random_state": 0,
+        "n_threads": 1,
     }
     return fastnet.MLPClassifier(**{**params, **kw})
 
@@ -111,7 +116,9 @@ def test_randomized_search_and_cross_validate_equal_serial(client, digits):
         dist.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
     )
 
-    reg = fastnet.MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=1)
+    reg = fastnet.MLPRegressor(
+        hidden_layer_sizes=(8,), max_iter=20, random_state=1, n_threads=1
+    )
     target = X[:, :2] @ [1.0, -2.0]
     serial = cross_validate(reg, X, target, cv=3, return_estimator=True)
     with joblib.parallel_backend("dask"):
@@ -162,7 +169,14 @@ def _fit_on_worker(X, y):
 
 
 def _forward(model, x):
-    return model.forward(x, train=False).copy()
+    # one Numba and one BLAS thread, here as in a worker: compared bit for bit
+    with threadpool_limits(1):
+        before = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return model.forward(x, train=False).copy()
+        finally:
+            numba.set_num_threads(before)
 
 
 def test_estimators_and_models_travel_to_workers_and_back(client, digits):
@@ -342,13 +356,20 @@ def test_predict_blocks_equals_predicting_in_memory(client):
     labels = predict_blocks(est, X)
     proba = predict_blocks(est, X, "predict_proba")
     assert labels.shape == (600,) and proba.shape == (600, 2)
-    np.testing.assert_array_equal(labels.compute(), est.predict(Xc))
-    np.testing.assert_array_equal(proba.compute(), est.predict_proba(Xc))
 
-    reg = fastnet.MLPRegressor(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(
-        Xc, yc * 1.0
+    def by_block(method):  # the same rows per BLAS call, one thread on both sides
+        starts = np.cumsum((0, *X.chunks[0]))
+        return np.concatenate([method(Xc[a:b]) for a, b in itertools.pairwise(starts)])
+
+    np.testing.assert_array_equal(labels.compute(), by_block(est.predict))
+    np.testing.assert_array_equal(proba.compute(), by_block(est.predict_proba))
+
+    reg = fastnet.MLPRegressor(
+        hidden_layer_sizes=(4,), max_iter=5, random_state=0, n_threads=1
+    ).fit(Xc, yc * 1.0)
+    np.testing.assert_array_equal(
+        predict_blocks(reg, X).compute(), by_block(reg.predict)
     )
-    np.testing.assert_array_equal(predict_blocks(reg, X).compute(), reg.predict(Xc))
 
     with pytest.raises(NotFittedError):
         predict_blocks(small_clf(), X)
