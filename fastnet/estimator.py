@@ -12,6 +12,12 @@ Beyond scikit-learn: ``activation='gelu'`` and ``'leaky_relu'``, ``n_threads``,
 regressor too); Poisson targets checked for negatives; the L-BFGS gradient of a
 multi-output squared error consistent with its loss (scikit-learn #8349); and a
 fast path for predicting a single well-formed row.
+
+Threads: inference (``predict``, ``predict_proba``, ``predict_log_proba``,
+``score``) of a fitted estimator is thread-safe and runs concurrently (per-call
+arrays, kernels without the GIL). ``fit`` / ``partial_fit`` own the estimator while
+they run: a prediction or a fit from another thread meanwhile raises
+``RuntimeError``; a fit waits for the predictions already running.
 """
 
 import warnings
