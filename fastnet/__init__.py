@@ -1,71 +1,59 @@
-"""fastnet: Numba-accelerated neural networks on the CPU."""
+"""fastnet: Numba-accelerated neural networks on the CPU.
 
-import os
+``import fastnet`` is quick: the estimators (and scikit-learn), the modules, the
+kernels (and Numba), the Trainer (and tqdm) load on first use of a name, through the
+module-level ``__getattr__`` below.
+"""
 
-import numba
+import importlib
 
-# Parallel kernels may be called from several Python threads at once (a server's
-# predict calls); the "workqueue" layer aborts on that. "threadsafe" takes TBB if
-# installed, else OpenMP. An explicit NUMBA_THREADING_LAYER still wins.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "threadsafe"
+from ._version import __version__ as __version__
 
-from . import kernels, optim
-from ._version import __version__
-from .contract import einsum, einsum_vjp
-from .estimator import MLPClassifier, MLPRegressor
-from .graph import Graph, Node
-from .io import load, save
-from .layers import (
-    GELU,
-    Dropout,
-    Einsum,
-    Identity,
-    LeakyReLU,
-    Linear,
-    Module,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
-from .losses import (
-    MSELoss,
-    PoissonLoss,
-    SigmoidBinaryCrossEntropy,
-    SoftmaxCrossEntropy,
-)
-from .sequential import Sequential
-from .train import History, Trainer
+#: public name -> the submodule defining it (loaded on first access)
+_LAZY = {
+    "MLPClassifier": "estimator",
+    "MLPRegressor": "estimator",
+    "Graph": "graph",
+    "Node": "graph",
+    "load": "io",
+    "save": "io",
+    "einsum": "contract",
+    "einsum_vjp": "contract",
+    "GELU": "layers",
+    "Dropout": "layers",
+    "Einsum": "layers",
+    "Identity": "layers",
+    "LeakyReLU": "layers",
+    "Linear": "layers",
+    "Module": "layers",
+    "ReLU": "layers",
+    "Sigmoid": "layers",
+    "Softmax": "layers",
+    "Tanh": "layers",
+    "MSELoss": "losses",
+    "PoissonLoss": "losses",
+    "SigmoidBinaryCrossEntropy": "losses",
+    "SoftmaxCrossEntropy": "losses",
+    "Sequential": "sequential",
+    "History": "train",
+    "Trainer": "train",
+}
+#: submodules reachable as attributes of the package without an import statement
+_SUBMODULES = {"kernels", "optim"}
 
-__all__ = [
-    "GELU",
-    "Dropout",
-    "Einsum",
-    "Graph",
-    "History",
-    "Identity",
-    "LeakyReLU",
-    "Linear",
-    "MLPClassifier",
-    "MLPRegressor",
-    "MSELoss",
-    "Module",
-    "Node",
-    "PoissonLoss",
-    "ReLU",
-    "Sequential",
-    "Sigmoid",
-    "SigmoidBinaryCrossEntropy",
-    "Softmax",
-    "SoftmaxCrossEntropy",
-    "Tanh",
-    "Trainer",
-    "__version__",
-    "einsum",
-    "einsum_vjp",
-    "kernels",
-    "load",
-    "optim",
-    "save",
-]
+__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'fastnet' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

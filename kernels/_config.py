@@ -18,9 +18,16 @@ import hashlib
 import os
 import types
 
+import numba
 from numba import njit
 
 from ._cache import attach
+
+# Parallel kernels may be called from several Python threads at once (a server's
+# predict calls); the "workqueue" layer aborts on that. "threadsafe" takes TBB if
+# installed, else OpenMP. An explicit NUMBA_THREADING_LAYER still wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "threadsafe"
 
 FASTMATH = frozenset({"nsz", "contract"})
 
