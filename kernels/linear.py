@@ -1,19 +1,18 @@
 """Affine layer ``Y = X @ W + b`` with ``W`` of shape ``(n_in, n_out)``.
 
-The matrix products go to BLAS through ``np.dot`` inside ``@njit`` (Numba calls
-SciPy's ``?gemm`` and passes transposed operands as transpose flags, not copies).
-Results are written into caller-owned, C-contiguous buffers.
+The matrix products go straight to SciPy's ``?gemm`` (:func:`.blas.gemm`), with
+transposed operands passed as transpose flags, not copies. Results are written into
+caller-owned, C-contiguous buffers.
 """
 
-import numpy as np
-
 from ._config import jit
+from .blas import gemm
 
 
 @jit
 def linear_forward(x, w, b, out):
     """:math:`Y = X W + b`: ``out (n, n_out) = x (n, n_in) @ w (n_in, n_out) + b``."""
-    np.dot(x, w, out)
+    gemm(x, w, out, 1.0, 0.0, False, False)
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
             out[i, j] += b[j]
@@ -29,8 +28,8 @@ def linear_backward(dy, x, w, dx, dw, db):
     none); an empty ``db`` skips ``db`` (a fused bias+activation backward made it).
     """
     if dx.size > 0:
-        np.dot(dy, w.T, dx)
-    np.dot(x.T, dy, dw)
+        gemm(dy, w, dx, 1.0, 0.0, False, True)
+    gemm(x, dy, dw, 1.0, 0.0, True, False)
     if db.size > 0:
         column_sum(dy, db)
 

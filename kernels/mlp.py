@@ -64,6 +64,20 @@ def _sgd(p, g, s1, s2, t, hp, l2):
 OPTIMIZERS = {"adam": _adam, "sgd": _sgd}
 
 
+@jit
+def _gather_rows(src, order, start, dst):
+    """``dst[i] = src[order[start + i]]`` for the rows of ``dst`` (2-D arrays).
+
+    Element by element: a row assignment ``dst[i] = src[r]`` would compile Numba's
+    broadcast checks and their formatted messages into every epoch kernel (about
+    3 s of a cold first fit).
+    """
+    for i in range(dst.shape[0]):
+        r = order[start + i]
+        for j in range(dst.shape[1]):
+            dst[i, j] = src[r, j]
+
+
 def _epoch(
     X,
     T,
@@ -110,12 +124,11 @@ def _epoch(
         x = xb[:m]
         tt = tb[:m]
         ww = wb[:m] if w.size > 0 else wb
-        for i in range(m):
-            r = order[lo + i]
-            x[i] = X[r]
-            tt[i] = T[r]
-            if w.size > 0:
-                ww[i] = w[r]
+        _gather_rows(X, order, lo, x)
+        _gather_rows(T.reshape(T.shape[0], -1), order, lo, tt.reshape(m, -1))
+        if w.size > 0:
+            for i in range(m):
+                ww[i] = w[order[lo + i]]
         sw_sum = float(m)
         if w.size > 0:
             sw_sum = 0.0

@@ -1,0 +1,88 @@
+"""Direct BLAS ``?gemm`` calls from compiled kernels, on row-major arrays.
+
+``np.dot`` inside ``@njit`` reaches SciPy's BLAS too, but compiles shape checks
+and error-message formatting into every kernel that uses it (measured: about 4 s of
+a cold first fit went to compiling ``np.dot``'s lowering and its messages), and it
+has no ``alpha`` / ``beta``. These kernels call Numba's own C entry point to SciPy's
+``?gemm`` (``numba_xxgemm``, what ``np.dot`` itself calls, so the results are the
+same bits and the cache works as for any kernel) with the scaling and transposes
+given, so ``C = alpha A B + beta C`` accumulates without an extra pass.
+
+Callers check shapes, dtypes and C-contiguity: BLAS reads and writes exactly the
+extents it is given.
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.linalg import ensure_blas, get_blas_kind
+
+from ._config import jit
+
+_CHAR = ir.IntType(8)
+_VOIDP = cgutils.voidptr_t
+
+
+@intrinsic
+def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major ``C (m, n) = alpha op(A) op(B) + beta C`` (Fortran BLAS
+    conventions: ``op(A)`` is ``(m, k)``, leading dimensions in elements); the
+    scalars are cast to ``c``'s dtype. Returns BLAS's status (0: fine)."""
+    ensure_blas()
+    dtype = c.dtype
+    kind = ord(get_blas_kind(dtype))
+
+    def codegen(context, builder, sig, args):
+        intp = context.get_value_type(types.intp)
+        # kind, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
+        params = [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOIDP, _VOIDP, intp]
+        params += [_VOIDP, intp, _VOIDP, _VOIDP, intp]
+        fnty = ir.FunctionType(ir.IntType(32), params)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        tys = sig.args
+
+        def flag(i):
+            on = context.cast(builder, args[i], tys[i], types.boolean)
+            return builder.select(
+                on, ir.Constant(_CHAR, ord("t")), ir.Constant(_CHAR, ord("n"))
+            )
+
+        def size(i):
+            return context.cast(builder, args[i], tys[i], types.intp)
+
+        def scalar(i):  # BLAS takes alpha and beta by pointer
+            value = context.cast(builder, args[i], tys[i], dtype)
+            return builder.bitcast(cgutils.alloca_once_value(builder, value), _VOIDP)
+
+        def data(i):
+            array = context.make_array(tys[i])(context, builder, args[i])
+            return builder.bitcast(array.data, _VOIDP)
+
+        call_args = (
+            ir.Constant(_CHAR, kind), flag(0), flag(1), size(2), size(3), size(4),
+            scalar(5), data(6), size(7), data(8), size(9),
+            scalar(10), data(11), size(12),
+        )  # fmt: skip
+        return builder.call(fn, call_args)
+
+    sig = types.int32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    return sig, codegen
+
+
+@jit
+def gemm(a, b, out, alpha, beta, trans_a, trans_b):
+    r"""Row-major :math:`out = \alpha\, op(a)\, op(b) + \beta\, out`, ``op`` a
+    transpose where ``trans_*`` is true; ``a``, ``b``, ``out`` C-contiguous 2-D of
+    one dtype. ``beta = 0`` overwrites ``out`` (its old values, even NaN, are not
+    read). Returns BLAS's status.
+
+    Row-major ``out = op(a) op(b)`` is column-major ``out^T = op(b)^T op(a)^T``, so
+    BLAS gets ``b`` first, each operand with its own row length as leading dimension.
+    """
+    m = out.shape[0]
+    n = out.shape[1]
+    k = a.shape[0] if trans_a else a.shape[1]
+    return _xxgemm(
+        trans_b, trans_a, n, m, k, alpha, b, b.shape[1], a, a.shape[1], beta, out, n
+    )
