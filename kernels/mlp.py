@@ -34,6 +34,13 @@ LOSSES = {
     "poisson_exp": poisson_exp[0],
 }
 
+# The serial kernels, as plain globals: a call through a tuple item
+# (``adam_update[0](...)``) types as Numba's experimental first-class function and
+# warns on every first compilation.
+_adam_update = adam_update[0]
+_sgd_update = sgd_update[0]
+_softmax_serial = softmax_forward[0]
+
 # Placeholders bound per compiled copy by jit_bound: never called as None.
 _act_fwd = _act_bwd = _loss = _update = None
 _SAVES_X = False
@@ -49,7 +56,7 @@ def _adam(p, g, s1, s2, t, hp, l2):
     step_size = lr * correction / (1 - b1 ** float(t))
     eps_hat = eps * correction if hp[4] == 0.0 else eps
     dt = p.dtype.type
-    adam_update[0](
+    _adam_update(
         p, g, s1, s2, dt(step_size), dt(b1), dt(b2), dt(eps_hat), dt(l2), dt(hp[5])
     )
 
@@ -58,7 +65,7 @@ def _adam(p, g, s1, s2, t, hp, l2):
 def _sgd(p, g, s1, s2, t, hp, l2):
     """One SGD step (``hp`` = lr, momentum, nesterov), as ``fastnet.optim.SGD``."""
     dt = p.dtype.type
-    sgd_update[0](p, g, s1, dt(hp[0]), dt(hp[1]), hp[2] != 0.0, dt(l2))
+    _sgd_update(p, g, s1, dt(hp[0]), dt(hp[1]), hp[2] != 0.0, dt(l2))
 
 
 OPTIMIZERS = {"adam": _adam, "sgd": _sgd}
@@ -215,7 +222,7 @@ def _forward(x, Ws, bs, zs, alpha, out_kind):
         h = z
     out = zs[L - 1]
     if out_kind == 1:
-        softmax_forward[0](out, out)
+        _softmax_serial(out, out)
     elif out_kind == 2:
         _logistic(out.reshape(-1), 0.0, out.reshape(-1))
     return out
