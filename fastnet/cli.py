@@ -17,7 +17,12 @@ from sklearn.model_selection import train_test_split
 
 from . import io
 from ._atomic import load_npz, save_npz
-from .estimator import HIDDEN_ACTIVATIONS, MLPClassifier, MLPRegressor
+from .estimator import (
+    HIDDEN_ACTIVATIONS,
+    NON_FINITE_WEIGHTS,
+    MLPClassifier,
+    MLPRegressor,
+)
 
 
 class CliError(Exception):
@@ -223,6 +228,13 @@ def _train(args):
         raise CliError("training needs a target column")
     task = args.task or _infer_task(y)
     y = _targets(y, task, args.data)
+    if task == "classify" and len(np.unique(y)) < 2:
+        # (the estimator fits a constant model, as scikit-learn's does; here it is
+        # almost surely the wrong target column)
+        raise CliError(
+            f"{args.data or 'data'}: the target has one class only ({y[0]}); "
+            "classifying needs at least 2"
+        )
     if len(y) < 4:
         raise CliError(f"{args.data}: {len(y)} rows are too few to train and evaluate")
     stratify = (
@@ -274,7 +286,15 @@ def _train(args):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(Xtr, ytr)
+        try:
+            est.fit(Xtr, ytr)
+        except ValueError as exc:
+            if not str(exc).startswith(NON_FINITE_WEIGHTS):
+                raise
+            bar.close()
+            raise CliError(
+                "training diverged (the weights became NaN or infinite): lower --lr"
+            ) from None
     seconds = time.perf_counter() - began
     bar.close()
     est._fn_epoch_hook = None

@@ -86,6 +86,13 @@ def fit_blocks(
             f"{type(estimator).__name__} has no partial_fit (for fastnet's MLPs: use "
             "solver='sgd' or 'adam')"
         )
+    if getattr(estimator, "solver", None) == "lbfgs":
+        # scikit-learn's MLPRegressor offers partial_fit with L-BFGS, but each call
+        # is a whole L-BFGS fit on one block, not a step over the data
+        raise ValueError(
+            f"{type(estimator).__name__}(solver='lbfgs').partial_fit runs a whole "
+            "L-BFGS fit on each block: use solver='sgd' or 'adam'"
+        )
     epochs = check_positive_int(epochs, "epochs")
     if isinstance(prefetch, bool) or not isinstance(prefetch, numbers.Integral):
         raise TypeError(f"prefetch must be an integer >= 0, got {prefetch!r}")

@@ -8,10 +8,11 @@ through fastnet's compiled kernels (the modules of ``fastnet.layers`` over the
 estimator's own ``coefs_`` / ``intercepts_`` arrays).
 
 Beyond scikit-learn: ``activation='gelu'`` and ``'leaky_relu'``, ``n_threads``,
-``dropout``; ``partial_fit`` only where it works (stochastic solvers, for the
-regressor too); Poisson targets checked for negatives; the L-BFGS gradient of a
-multi-output squared error consistent with its loss (scikit-learn #8349); and a
-fast path for predicting a single well-formed row.
+``dropout``; Poisson targets checked for negatives; the L-BFGS gradient of a
+multi-output squared error consistent with its loss (scikit-learn #8349); a
+stochastic fit whose weights become non-finite stops at once and keeps the last
+finite weights (then raises scikit-learn's error); and a fast path for predicting a
+single well-formed row.
 
 Threads: inference (``predict``, ``predict_proba``, ``predict_log_proba``,
 ``score``) of a fitted estimator is thread-safe and runs concurrently (per-call
@@ -33,7 +34,6 @@ from sklearn.neural_network import MLPClassifier as _SkClassifier
 from sklearn.neural_network import MLPRegressor as _SkRegressor
 from sklearn.utils import gen_batches, shuffle
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import validate_data
 
@@ -69,6 +69,11 @@ OUTPUT_LOSSES = {
     "identity": MSELoss,
     "exp": PoissonLoss,
 }
+#: scikit-learn's error for weights that became NaN or infinite (its tests match it)
+NON_FINITE_WEIGHTS = (
+    "Solver produced non-finite parameter weights. The input data may contain large"
+    " values and need to be preprocessed."
+)
 
 
 class _FastnetMLP:
@@ -326,17 +331,18 @@ class _FastnetMLP:
                             X_train, target, weights, idx, buffers, params, grads
                         )
 
-                if not np.isfinite(accumulated_loss):
+                if not early_stopping and not self._weights_finite():
+                    # scikit-learn trains on through NaN to max_iter and then raises;
+                    # stop now and keep usable weights. (With early stopping it keeps
+                    # going too and restores the best weights: so does fastnet.)
                     self._restore(good)
-                    warnings.warn(
-                        "The training loss became non-finite in iteration "
-                        f"{self.n_iter_ + 1}; training stopped and the weights of "
-                        "the last finite iteration were kept (lower "
-                        "learning_rate_init or scale the data).",
-                        ConvergenceWarning,
-                        stacklevel=2,
+                    del self._optimizer  # its state diverged with the weights
+                    raise ValueError(
+                        f"{NON_FINITE_WEIGHTS} Training stopped in iteration "
+                        f"{self.n_iter_ + 1}; the model keeps the last finite weights "
+                        "(from before that iteration). A lower learning_rate_init "
+                        "may also help."
                     )
-                    break
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / X_train.shape[0]
                 self.t_ += n_samples
@@ -383,6 +389,11 @@ class _FastnetMLP:
     def _restore(self, good):
         for dst, src in zip([*self.coefs_, *self.intercepts_], good, strict=True):
             np.copyto(dst, src)
+
+    def _weights_finite(self):
+        return all(
+            kernels.all_finite(a.reshape(-1)) for a in [*self.coefs_, *self.intercepts_]
+        )
 
     def _step(self, X, target, weights, idx, buffers, params, grads):
         """One minibatch through the modules; its loss times its size."""
@@ -458,30 +469,21 @@ class _FastnetMLP:
         intercept_grads,
         layer_units,
     ):
-        net = self._network()
-        shapes = [W.shape for W in self.coefs_] + [b.shape for b in self.intercepts_]
-        sizes = [int(np.prod(s)) for s in shapes]
-        bounds = np.cumsum([0, *sizes])
+        # scikit-learn's layout of the packed vector (code in the wild reads it)
+        self._coef_indptr, self._intercept_indptr = [], []
+        start = 0
+        for W in self.coefs_:
+            self._coef_indptr.append((start, start + W.size, W.shape))
+            start += W.size
+        for b in self.intercepts_:
+            self._intercept_indptr.append((start, start + b.size))
+            start += b.size
+        self._network()
         arrays = [*self.coefs_, *self.intercepts_]
-        grads = [lin.grads["W"] for lin in net["linears"]]
-        grads += [lin.grads["b"] for lin in net["linears"]]
-        n = X.shape[0]
-        target, weights = self._targets(y, n, X.dtype, sample_weight)
-        sw_sum = float(weights.sum()) if weights.size else float(n)
-        n_coefs = len(self.coefs_)
+        target, weights = self._targets(y, X.shape[0], X.dtype, sample_weight)
 
         def loss_grad(packed):
-            for a, lo, hi in zip(arrays, bounds[:-1], bounds[1:], strict=True):
-                np.copyto(a, packed[lo:hi].reshape(a.shape), casting="same_kind")
-            loss = self._loss_and_grads(X, target, weights, lbfgs=True)
-            loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
-            for W, g in zip(self.coefs_, grads[:n_coefs], strict=True):
-                kernels.axpy(
-                    g.reshape(-1), g.dtype.type(self.alpha / sw_sum), W.reshape(-1)
-                )
-            return loss, np.concatenate([g.reshape(-1) for g in grads]).astype(
-                np.float64
-            )
+            return self._packed_loss_grad(packed, X, target, weights)
 
         packed = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
@@ -493,8 +495,53 @@ class _FastnetMLP:
         )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
-        for a, lo, hi in zip(arrays, bounds[:-1], bounds[1:], strict=True):
-            np.copyto(a, opt_res.x[lo:hi].reshape(a.shape), casting="same_kind")
+        self._copy_packed(opt_res.x)
+
+    def _copy_packed(self, packed):
+        """Copy a vector in scikit-learn's packed layout (coefs, then intercepts)
+        into the model's own arrays."""
+        lo = 0
+        for a in [*self.coefs_, *self.intercepts_]:
+            np.copyto(a, packed[lo : lo + a.size].reshape(a.shape), casting="same_kind")
+            lo += a.size
+
+    def _packed_loss_grad(self, packed, X, target, weights):
+        """L-BFGS's objective at ``packed``: scikit-learn's loss with its L2 term, and
+        the gradient packed as float64 (prepared ``target`` / ``weights``)."""
+        net = self._network()
+        self._copy_packed(packed)
+        sw_sum = float(weights.sum()) if weights.size else float(X.shape[0])
+        loss = self._loss_and_grads(X, target, weights, lbfgs=True)
+        loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
+        grads = [lin.grads["W"] for lin in net["linears"]]
+        for W, g in zip(self.coefs_, grads, strict=True):
+            kernels.axpy(
+                g.reshape(-1), g.dtype.type(self.alpha / sw_sum), W.reshape(-1)
+            )
+        grads += [lin.grads["b"] for lin in net["linears"]]
+        return loss, np.concatenate([g.reshape(-1) for g in grads]).astype(np.float64)
+
+    def _loss_grad_lbfgs(
+        self,
+        packed_coef_inter,
+        X,
+        y,
+        sample_weight,
+        activations=None,
+        deltas=None,
+        coef_grads=None,
+        intercept_grads=None,
+    ):
+        """scikit-learn's method, through fastnet's kernels: set the weights from
+        ``packed_coef_inter`` and return ``(loss, packed gradient)`` for ``X`` and
+        the 2-D encoded targets ``y``. The work arrays scikit-learn takes after
+        ``sample_weight`` are accepted and not used."""
+        self._network()
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
+        target, weights = self._targets(y, X.shape[0], X.dtype, sample_weight)
+        return self._packed_loss_grad(packed_coef_inter, X, target, weights)
 
     # -- prediction ---------------------------------------------------------------
     def _forward_pass_fast(self, X, check_input=True):
@@ -654,14 +701,7 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
                 raise ValueError(
                     "y mixes string and number labels; use one type for all classes"
                 )
-        X, y = super()._validate_input(X, y, incremental, reset)
-        if len(self.classes_) < 2:
-            # scikit-learn's MLP fits a constant model here without a word
-            raise ValueError(
-                "MLPClassifier needs samples of at least 2 classes; y has only one "
-                f"class: {self.classes_[0]}"
-            )
-        return X, y
+        return super()._validate_input(X, y, incremental, reset)
 
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the
@@ -680,7 +720,7 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
     """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` with its
     arithmetic in fastnet's kernels, plus ``'gelu'`` / ``'leaky_relu'``,
     ``n_threads`` and ``dropout`` (see :class:`MLPClassifier`). ``loss='poisson'``
-    rejects negative targets; ``partial_fit`` exists only for stochastic solvers.
+    rejects negative targets.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -754,9 +794,3 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
                 "loss='poisson' needs non-negative targets; y has negative values"
             )
         return X, y
-
-    @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over ``X``, ``y`` (stochastic solvers only, unlike scikit-learn's
-        regressor, which offers ``partial_fit`` for L-BFGS too and then fails)."""
-        return super().partial_fit(X, y, sample_weight)

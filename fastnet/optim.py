@@ -164,6 +164,16 @@ class Optimizer:
                 p.reshape(-1), grads[name].reshape(-1), self._slots(name, p), l2
             )
 
+    @property
+    def learning_rate(self):
+        """scikit-learn's name for the current rate: its MLP optimizers'
+        ``learning_rate`` attribute, which code in the wild reads and sets."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.lr = float(value)
+
     def epoch_end(self, epoch, samples_seen, loss):
         """Advance the learning-rate schedule after an epoch."""
         self.lr = self.schedule.epoch_end(
@@ -299,6 +309,19 @@ class Adam(Optimizer):
                 f"eps_placement must be 'torch' or 'sklearn', got {eps_placement!r}"
             )
         self.eps_placement = eps_placement
+
+    @property
+    def learning_rate(self):
+        r"""The last update's bias-corrected step size
+        :math:`\eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)` (:math:`\eta` before the first),
+        as scikit-learn's ``AdamOptimizer.learning_rate``; setting it sets ``lr``."""
+        if self.t == 0:
+            return self.lr
+        return self.lr * math.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.lr = float(value)
 
     def _update(self, p, g, st, l2):
         dt = p.dtype.type

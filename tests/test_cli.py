@@ -247,3 +247,21 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
     for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
         np.testing.assert_array_equal(p, q)
     assert a.loss_curve_ == b.loss_curve_
+
+
+def test_diverging_training_is_a_one_line_error(tmp_path, capsys):
+    X, y = load_diabetes(return_X_y=True)
+    np.savez(tmp_path / "d.npz", X=X, y=y * 1e6)
+    args = ["train", "--data", tmp_path / "d.npz", "--solver", "sgd", "--lr", "1"]
+    code, _out, err = run([*args, "--epochs", "5", "--out", tmp_path / "m.npz"], capsys)
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "m.npz").exists()
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fastnet: error: training diverged") and "--lr" in last
+
+
+def test_a_single_class_target_is_a_one_line_error(tmp_path, capsys):
+    X, _ = load_digits(return_X_y=True)
+    data = write_csv(tmp_path / "one.csv", X[:40], ["yes"] * 40)
+    code, _out, err = run(["train", "--data", data], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "one class only (yes)" in err and len(err.strip().splitlines()) == 1

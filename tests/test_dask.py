@@ -333,9 +333,10 @@ def test_fit_blocks_rejects_bad_input_before_computing_anything():
         (
             (fastnet.MLPRegressor(solver="lbfgs"), X, y),
             {},
-            TypeError,
-            "no partial_fit",
+            ValueError,
+            "whole L-BFGS fit on each block",
         ),
+        ((fastnet.MLPClassifier(solver="lbfgs"), X, y), {}, TypeError, "no partial"),
         (
             (fastnet.MLPRegressor(), X, y),
             {"sample_weight": np.ones((300, 2))},

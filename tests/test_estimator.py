@@ -177,8 +177,6 @@ def test_partial_fit_and_its_errors():
 
 def test_defects_of_scikit_learn_not_copied():
     X, y = datasets.load_diabetes(return_X_y=True)
-    assert not hasattr(fn.MLPRegressor(solver="lbfgs"), "partial_fit")
-    assert hasattr(fn.MLPRegressor(solver="adam"), "partial_fit")
     with pytest.raises(ValueError, match="non-negative targets"):
         fn.MLPRegressor(loss="poisson").fit(X, y - 200)
     # L-BFGS on a multi-output squared error: the gradient is the loss's own.
@@ -190,42 +188,167 @@ def test_defects_of_scikit_learn_not_copied():
     assert reg.loss_ > 0
 
 
-def test_lbfgs_gradient_is_the_gradient_of_the_loss():
+@pytest.mark.parametrize("activation", sorted(HIDDEN_ACTIVATIONS))
+def test_lbfgs_gradient_is_the_gradient_of_the_loss(activation):
     from scipy.optimize import check_grad
 
     X, y = datasets.load_diabetes(return_X_y=True)
-    Y = np.c_[y, -y][:50] / 100
+    X, Y = X[:50], np.c_[y, -y][:50] / 100
     reg = fn.MLPRegressor(
-        solver="lbfgs", random_state=0, max_iter=1, hidden_layer_sizes=(4,)
+        solver="lbfgs",
+        random_state=0,
+        max_iter=1,
+        hidden_layer_sizes=(4,),
+        activation=activation,
     )
-    reg.fit(X[:50], Y)
-    arrays = reg.coefs_ + reg.intercepts_
-    net = reg._network()
-    target, weights = reg._targets(Y, 50, X.dtype, None)
+    reg.fit(X, Y)
+    p0 = np.concatenate([a.ravel() for a in reg.coefs_ + reg.intercepts_])
 
     def loss(p):
-        lo = 0
-        for a in arrays:
-            a[...] = p[lo : lo + a.size].reshape(a.shape)
-            lo += a.size
-        return (
-            reg._loss_and_grads(X[:50], target, weights, lbfgs=True)
-            + 0.5 * reg.alpha * reg._squared_weights() / 50
-        )
+        return reg._loss_grad_lbfgs(p, X, Y, None)[0]
 
     def grad(p):
-        loss(p)
-        gs = [lin.grads["W"] for lin in net["linears"]] + [
-            lin.grads["b"] for lin in net["linears"]
-        ]
-        out = np.concatenate([g.ravel() for g in gs])
-        out[: sum(W.size for W in reg.coefs_)] += (
-            reg.alpha / 50 * np.concatenate([W.ravel() for W in reg.coefs_])
-        )
-        return out
+        return reg._loss_grad_lbfgs(p, X, Y, None)[1]
 
-    p0 = np.concatenate([a.ravel() for a in arrays])
     assert check_grad(loss, grad, p0) < 1e-5 * max(1.0, np.linalg.norm(grad(p0)))
+
+
+def _sk_loss_grad_lbfgs(est, theta, X, Y, sample_weight):
+    """scikit-learn's own ``_loss_grad_lbfgs`` with its work arrays, as its
+    ``test_gradient`` calls it."""
+    units = [X.shape[1], *[W.shape[1] for W in est.coefs_]]
+    acts = [X] + [np.empty((X.shape[0], u)) for u in units[1:]]
+    deltas = [np.empty((X.shape[0], u)) for u in units[1:]]
+    coef_grads = [np.empty(W.shape) for W in est.coefs_]
+    intercept_grads = [np.empty(b.shape) for b in est.intercepts_]
+    return est._loss_grad_lbfgs(
+        theta.copy(), X, Y, sample_weight, acts, deltas, coef_grads, intercept_grads
+    )
+
+
+@pytest.mark.parametrize(
+    "cls,target,kw",
+    [
+        (fn.MLPClassifier, "binary", {"activation": "logistic"}),
+        (fn.MLPClassifier, "multiclass", {"hidden_layer_sizes": (6, 5)}),
+        (fn.MLPClassifier, "multilabel", {"activation": "tanh"}),
+        (fn.MLPRegressor, "single", {"activation": "identity"}),
+        (fn.MLPRegressor, "counts", {"loss": "poisson"}),
+        (fn.MLPRegressor, "multi", {}),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else str(v),
+)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_loss_grad_lbfgs_equals_scikit_learns(cls, target, kw, weighted):
+    X, y = _digits()
+    X, y = X[:120], y[:120]
+    Y = {
+        "binary": (y > 4).astype(int)[:, None],
+        "multiclass": np.eye(10, dtype=int)[y],
+        "multilabel": np.c_[y % 2, y > 4],
+        "single": (y / 3.0)[:, None],
+        "counts": (y / 3.0)[:, None],
+        "multi": np.c_[y / 3.0, -y / 5.0],
+    }[target]
+    fit_y = Y.argmax(1) if target == "multiclass" else Y.squeeze()
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y)) if weighted else None
+    kw = {"solver": "lbfgs", "max_iter": 2, "random_state": 0, "alpha": 0.01} | kw
+    kw.setdefault("hidden_layer_sizes", (7,))
+    ours = cls(**kw).fit(X, fit_y)
+    theirs = getattr(sk, cls.__name__)(**kw).fit(X, fit_y)
+    assert ours._coef_indptr == theirs._coef_indptr
+    assert ours._intercept_indptr == theirs._intercept_indptr
+    theta = np.concatenate([a.ravel() for a in ours.coefs_ + ours.intercepts_])
+    loss, grad = ours._loss_grad_lbfgs(theta, X, Y, sw)
+    sk_loss, sk_grad = _sk_loss_grad_lbfgs(theirs, theta, X, Y, sw)
+    # Tolerance: the same float64 formulas evaluated in another order (BLAS
+    # blocking, fused sums, a log-sigmoid instead of the log of a clipped sigmoid)
+    # differ by rounding only: about 1e-15 relative here (measured), and BLAS
+    # builds differ in their blocking, so 1e-10 leaves room for those while any
+    # difference in a formula (a factor, a missing term) would show at 1e-3 or more.
+    np.testing.assert_allclose(loss, sk_loss, rtol=1e-10)
+    if target == "multi":
+        # scikit-learn #8349: its data-term gradient is n_outputs times the true
+        # one (fastnet's is the true gradient of the loss both return); the L2
+        # term, on coefs only, agrees
+        n_coef = sum(W.size for W in ours.coefs_)
+        sw_sum = sw.sum() if weighted else len(y)
+        l2 = np.zeros_like(theta)
+        l2[:n_coef] = kw["alpha"] * theta[:n_coef] / sw_sum
+        grad = Y.shape[1] * (grad - l2) + l2
+    np.testing.assert_allclose(
+        grad, sk_grad, rtol=1e-10, atol=1e-12 * abs(sk_grad).max()
+    )
+    # and the model now holds theta, as scikit-learn's does after the call
+    np.testing.assert_array_equal(
+        np.concatenate([a.ravel() for a in ours.coefs_ + ours.intercepts_]), theta
+    )
+
+
+def test_regressor_lbfgs_partial_fit_is_scikit_learns():
+    # scikit-learn 1.9 offers MLPRegressor.partial_fit with L-BFGS (not the
+    # classifier's): each call is a whole L-BFGS run from the current weights
+    assert hasattr(fn.MLPRegressor(solver="lbfgs"), "partial_fit")
+    assert not hasattr(fn.MLPClassifier(solver="lbfgs"), "partial_fit")
+    X, y = datasets.load_diabetes(return_X_y=True)
+    kw = {"solver": "lbfgs", "random_state": 0, "max_iter": 5}
+    kw["hidden_layer_sizes"] = (8,)
+    ours, theirs = fn.MLPRegressor(**kw), sk.MLPRegressor(**kw)
+    for _ in range(2):
+        ours.partial_fit(X, y / 100)
+        theirs.partial_fit(X, y / 100)
+        assert ours.n_iter_ == theirs.n_iter_
+        np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=1e-9)
+        for a, b in zip(
+            ours.coefs_ + ours.intercepts_,
+            theirs.coefs_ + theirs.intercepts_,
+            strict=True,
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    # the second call went on from the first's weights: a lower loss
+    once = fn.MLPRegressor(**kw).partial_fit(X, y / 100)
+    assert ours.loss_ < once.loss_
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"solver": "sgd"},
+        {"solver": "sgd", "learning_rate": "invscaling", "power_t": 0.25},
+        {"solver": "sgd", "learning_rate": "adaptive", "n_iter_no_change": 1},
+        {"solver": "adam"},
+    ],
+    ids=str,
+)
+def test_optimizer_learning_rate_is_scikit_learns(config):
+    X, y = _digits()
+    kw = {"random_state": 0, "max_iter": 8, "hidden_layer_sizes": (10,)} | config
+    kw["tol"] = 0.5 if config.get("learning_rate") == "adaptive" else 1e-4
+    ours = fn.MLPClassifier(**kw).fit(X, y)
+    theirs = sk.MLPClassifier(**kw).fit(X, y)
+    assert ours._optimizer.learning_rate == pytest.approx(
+        theirs._optimizer.learning_rate, rel=1e-12
+    )
+    if config.get("learning_rate") == "adaptive":
+        assert ours._optimizer.learning_rate < kw.get("learning_rate_init", 0.001)
+
+
+def test_single_class_fits_and_predicts_it_like_scikit_learn():
+    X, _ = _digits()
+    X = X[:40]
+    for solver in ("adam", "lbfgs"):
+        for label in (3, "only"):
+            y = np.full(len(X), label, dtype=object if label == "only" else int)
+            kw = {"solver": solver, "random_state": 0, "max_iter": 5}
+            ours = fn.MLPClassifier(**kw).fit(X, y)
+            theirs = sk.MLPClassifier(**kw).fit(X, y)
+            assert list(ours.classes_) == list(theirs.classes_) == [label]
+            assert ours.out_activation_ == theirs.out_activation_
+            np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+            assert (ours.predict(X) == label).all()
+            np.testing.assert_allclose(
+                ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9
+            )
 
 
 def test_bad_input_messages_match_scikit_learn():

@@ -108,6 +108,27 @@ def test_schedules():
     assert plateau.lr == pytest.approx(0.02)
 
 
+def test_learning_rate_is_scikit_learns_attribute(rng):
+    # SGD: the current rate, read and written (scikit-learn's 'adaptive' rule and
+    # user code set it)
+    sgd = optim.SGD(lr=0.1, schedule="invscaling")
+    sgd.epoch_end(0, 99, 1.0)
+    assert sgd.learning_rate == sgd.lr == pytest.approx(0.1 / 100**0.5)
+    sgd.learning_rate = 0.05
+    assert sgd.lr == 0.05
+    # Adam: the last step's bias-corrected size, as scikit-learn's AdamOptimizer
+    adam = optim.Adam(lr=0.01, beta1=0.9, beta2=0.999)
+    assert adam.learning_rate == 0.01
+    p = {"w": rng.standard_normal(3)}
+    for _ in range(3):
+        adam.step(p, {"w": rng.standard_normal(3)})
+    assert adam.learning_rate == pytest.approx(
+        0.01 * math.sqrt(1 - 0.999**3) / (1 - 0.9**3), rel=1e-15
+    )
+    adam.learning_rate = 0.002
+    assert adam.lr == 0.002
+
+
 @pytest.mark.parametrize(
     "make,exc,words",
     [

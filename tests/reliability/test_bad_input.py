@@ -59,7 +59,6 @@ CASES = {
         ValueError,
         "inconsistent numbers",
     ),
-    "single class": (lambda: clf().fit(X, np.zeros(len(X))), ValueError, "one class"),
     "unseen label in partial_fit": (
         lambda: clf().partial_fit(X, Y, classes=np.arange(5)),
         ValueError,

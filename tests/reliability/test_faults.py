@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sklearn import neural_network as sk_neural_network
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 
 import fastnet as fn
 
@@ -32,24 +32,48 @@ def test_extreme_logits_are_finite_in_float32():
         assert np.isfinite(module.backward(np.ones_like(z))).all()
 
 
-@pytest.mark.parametrize(
-    "solver", ["sgd"]
-)  # Adam's normalised steps do not blow up here
-def test_diverging_estimator_warns_and_keeps_the_last_finite_weights(solver):
+def test_diverging_estimator_raises_scikit_learn_error_and_keeps_finite_weights():
+    # scikit-learn trains on through NaN and raises at the end; fastnet raises the
+    # same error as soon as the weights stop being finite, with the weights of the
+    # last finite iteration kept (here iteration 1 of 50: the second one diverges)
     X, y = load_digits(return_X_y=True)
-    reg = fn.MLPRegressor(
-        hidden_layer_sizes=(8,),
-        activation="identity",
-        solver=solver,
-        learning_rate_init=50.0,
-        max_iter=50,
-        random_state=0,
-    )
-    with pytest.warns(ConvergenceWarning, match="non-finite"):
-        reg.fit(X, y * 1e6)
-    assert reg.n_iter_ < 50
-    assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
+    X = X / 16
+    kw = {
+        "hidden_layer_sizes": (8,),
+        "activation": "identity",
+        "solver": "sgd",
+        "learning_rate_init": 0.03,
+        "max_iter": 50,
+        "random_state": 0,
+    }
+    msg = "Solver produced non-finite parameter weights"
+    with pytest.raises(ValueError, match=msg), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn's overflows
+        sk_neural_network.MLPRegressor(**kw).fit(X, y)
+    reg = fn.MLPRegressor(**kw)
+    with pytest.raises(ValueError, match=msg) as err:
+        reg.fit(X, y)
+    assert "keeps the last finite weights" in str(err.value)
+    assert reg.n_iter_ == 1 and len(reg.loss_curve_) == 1 and np.isfinite(reg.loss_)
+    one = fn.MLPRegressor(**(kw | {"max_iter": 1})).fit(X, y)
+    for a, b in zip(
+        reg.coefs_ + reg.intercepts_, one.coefs_ + one.intercepts_, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
     assert np.isfinite(reg.predict(X)).all()
+    # partial_fit: a call that diverges leaves the model as it was before the call,
+    # and the next call starts a fresh optimizer at learning_rate_init
+    reg = fn.MLPRegressor(**(kw | {"learning_rate_init": 0.001}))
+    reg.partial_fit(X, y)
+    before = [a.copy() for a in reg.coefs_ + reg.intercepts_]
+    reg._optimizer.learning_rate = 1.0  # scikit-learn's attribute; this rate diverges
+    with pytest.raises(ValueError, match=msg):
+        reg.partial_fit(X, y)
+    for a, b in zip(reg.coefs_ + reg.intercepts_, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    reg.partial_fit(X, y)
+    assert reg._optimizer.learning_rate == 0.001
+    assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
 
 
 def test_parallel_kernels_from_eight_threads():
