@@ -56,23 +56,37 @@ def fused_epoch(
         loss_name = LOSS_KERNELS[type(loss).__name__]
     activation = hidden.kernel_name if hidden is not None else "identity"
     alpha = hidden.alpha if hidden is not None else 0.0
-    kernel = kernels.epoch_kernel(activation, loss_name, kind)
+    saves_x = kernels.ACTIVATIONS[activation].saves == "x"
     dt = X.dtype
     empty = np.empty(0, dt)
+    fns = kernels.mlp_callbacks(activation, loss_name, kind, dt)
 
     def slots(name, p):
-        values = list(optimizer._slots(name, p).values())
-        return values + [empty] * (2 - len(values))
+        return list(optimizer._slots(name, p).values())
 
-    Ws = tuple(lin.params["W"] for lin in linears)
-    bs = tuple(lin.params["b"] for lin in linears)
-    gWs = tuple(lin.grads["W"] for lin in linears)
-    gbs = tuple(lin.grads["b"] for lin in linears)
+    Ws = [lin.params["W"] for lin in linears]
+    bs = [lin.params["b"] for lin in linears]
+    gWs = [lin.grads["W"] for lin in linears]
+    gbs = [lin.grads["b"] for lin in linears]
     sW = [slots(w, p) for (w, _), p in zip(names, Ws, strict=True)]
     sb = [slots(b, p) for (_, b), p in zip(names, bs, strict=True)]
-    zs = tuple(np.empty((batch, lin.n_out), dt) for lin in linears)
-    hs = tuple(np.empty((batch, lin.n_out), dt) for lin in linears[:-1])
-    ds = tuple(np.empty((batch, lin.n_out), dt) for lin in linears)
+    rows = [
+        [W, b, gW, gb, *(sw + [None] * (2 - len(sw))), *(sbb + [None] * (2 - len(sbb)))]
+        for W, b, gW, gb, sw, sbb in zip(Ws, bs, gWs, gbs, sW, sb, strict=True)
+    ]
+    # the order of kernels.mlp.LAYER_COLUMNS: W, b, gW, gb, s1W, s2W, s1b, s2b
+    table, keep = layer_table(rows, dt)
+    dims = network_dims(linears, X.shape[1])
+    if target.shape[0] != X.shape[0] or (
+        target.ndim == 2 and target.shape[1] != dims[-1]
+    ):
+        raise ValueError(
+            f"targets of shape {target.shape} do not fit {X.shape[0]} rows and "
+            f"{dims[-1]} outputs"
+        )
+    widths = int(dims[1:].sum())
+    zs = np.empty(batch * (widths + int(dims[1:-1].sum())), dt)
+    ds = np.empty(batch * widths, dt)
     xb = np.empty((batch, *X.shape[1:]), dt)
     tb = np.empty((batch, *target.shape[1:]), target.dtype)
     n = X.shape[0]
@@ -83,31 +97,32 @@ def fused_epoch(
     ) == "sklearn"
 
     def epoch(order):
+        # the kernel gathers rows by these indices without bounds checks
+        if (
+            order.shape != (n,)
+            or order.dtype != np.int64
+            or (n and (order.min() < 0 or order.max() >= n))
+        ):
+            raise ValueError(f"the epoch's row order must be int64 indices of {n} rows")
         if kind == "adam":
             o = optimizer
             hp = np.array([o.lr, o.beta1, o.beta2, o.eps, float(sklearn_eps), 1.0])
         else:
-            hp = np.array([optimizer.lr, optimizer.momentum, float(optimizer.nesterov)])
-        optimizer.t = kernel(
+            o = optimizer
+            hp = np.array([o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0])
+        optimizer.t = kernels.mlp_epoch(
             X,
             target,
             empty,
             order,
             batch,
-            Ws,
-            bs,
-            gWs,
-            gbs,
+            table,
+            dims,
             zs,
-            hs or (empty.reshape(0, 0),),
             ds,
             xb,
             tb,
             empty,
-            tuple(s[0] for s in sW),
-            tuple(s[1] for s in sW),
-            tuple(s[0] for s in sb),
-            tuple(s[1] for s in sb),
             hp,
             optimizer.t,
             alpha,
@@ -115,10 +130,57 @@ def fused_epoch(
             grad_scale,
             loss_scale,
             losses,
+            fns,
+            saves_x,
         )
         total = 0.0  # summed as the module path sums, batch by batch
         for value, m in zip(losses, sizes, strict=True):
             total += float(value) * int(m)
         return total
 
+    epoch.keep = keep  # the arrays the table points into live as long as epoch
     return epoch
+
+
+def network_dims(linears, n_features):
+    """The widths of a chain of ``Linear`` layers, input first, as int64; a
+    ``ValueError`` where a layer's input does not match the previous output (the
+    whole-network kernels trust these widths)."""
+    dims = [n_features]
+    for i, lin in enumerate(linears):
+        if lin.n_in != dims[-1] or lin.params["W"].shape != (lin.n_in, lin.n_out):
+            raise ValueError(
+                f"layer {i} takes {lin.n_in} inputs (weights "
+                f"{lin.params['W'].shape}) but receives {dims[-1]}"
+            )
+        dims.append(lin.n_out)
+    return np.array(dims, np.int64)
+
+
+def layer_table(rows, dtype):
+    """An int64 table of the arrays' data addresses (0 for None), one row per
+    layer, for the whole-network kernels; and the arrays, which the caller keeps
+    alive while the table is used. Every array is checked here, since the kernels
+    trust these addresses: C-contiguous, of ``dtype``, and writeable unless it is
+    only read (columns W and b of an inference table)."""
+    dtype = np.dtype(dtype)
+    keep = []
+    table = np.zeros((len(rows), len(rows[0])), np.int64)
+    for i, row in enumerate(rows):
+        for j, arr in enumerate(row):
+            if arr is None:
+                continue
+            if not (
+                isinstance(arr, np.ndarray)
+                and arr.dtype == dtype
+                and arr.flags.c_contiguous
+                and (arr.flags.writeable or len(row) == 2)
+            ):
+                raise ValueError(
+                    f"layer {i}: a {type(arr).__name__} of "
+                    f"{getattr(arr, 'dtype', '?')} is not a C-contiguous "
+                    f"{'writeable ' if len(row) > 2 else ''}{dtype} array"
+                )
+            table[i, j] = arr.ctypes.data
+            keep.append(arr)
+    return table, keep

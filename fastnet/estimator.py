@@ -38,7 +38,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import validate_data
 
 from . import kernels
-from ._fused import fused_epoch
+from ._fused import fused_epoch, layer_table, network_dims
 from ._threads import FitGuard, thread_limit
 from .layers import (
     GELU,
@@ -580,23 +580,36 @@ class _FastnetMLP:
         compiled = net.get("forward")
         if compiled is None:
             hidden = net["hidden"][0] if net["hidden"] else None
+            name = hidden.kernel_name if hidden is not None else "identity"
+            dtype = net["linears"][0].params["W"].dtype
+            rows = [[lin.params["W"], lin.params["b"]] for lin in net["linears"]]
+            table, keep = layer_table(rows, dtype)
+            dims = network_dims(net["linears"], net["linears"][0].n_in)
             compiled = net["forward"] = {
-                "kernel": kernels.forward_kernel(
-                    hidden.kernel_name if hidden is not None else "identity"
-                ),
+                "fn": kernels.mlp_callbacks(name, None, None, dtype)[0],
                 "alpha": hidden.alpha if hidden is not None else 0.0,
-                "Ws": tuple(lin.params["W"] for lin in net["linears"]),
-                "bs": tuple(lin.params["b"] for lin in net["linears"]),
-                "widths": tuple(lin.n_out for lin in net["linears"]),
+                "table": table,
+                "keep": keep,  # the arrays the table points into
+                "table_dtype": dtype,
+                "dims": dims,
+                "hidden": int(dims[1:-1].sum()),
             }
         n = X.shape[0]
-        zs = tuple(np.empty((n, width), X.dtype) for width in compiled["widths"])
+        if X.shape[1] != compiled["dims"][0] or X.dtype != compiled["table_dtype"]:
+            raise ValueError(
+                f"X has {X.shape[1]} features of {X.dtype}; the network takes "
+                f"{compiled['dims'][0]} of {compiled['table_dtype']}"
+            )
+        work = np.empty(n * compiled["hidden"], X.dtype)
+        out = np.empty((n, compiled["dims"][-1]), X.dtype)
         kind = self.out_activation_
-        out = compiled["kernel"](
+        kernels.mlp_forward(
             X,
-            compiled["Ws"],
-            compiled["bs"],
-            zs,
+            compiled["table"],
+            compiled["dims"],
+            work,
+            out,
+            compiled["fn"],
             compiled["alpha"],
             kernels.OUT_KINDS[kind] if kind != "exp" else 0,
         )

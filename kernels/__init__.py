@@ -21,7 +21,10 @@ from .losses import (
     softmax_cross_entropy_dense,
     squared_error,
 )
-from .mlp import OUT_KINDS, epoch_kernel, forward_kernel
+from .mlp import OUT_KINDS
+from .mlp import callbacks as mlp_callbacks
+from .mlp import epoch as mlp_epoch
+from .mlp import forward as mlp_forward
 from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
 from .softmax import softmax_backward, softmax_forward
 from .util import all_finite, axpy
@@ -46,10 +49,11 @@ __all__ = [
     "column_sum",
     "dropout_backward",
     "dropout_forward",
-    "epoch_kernel",
-    "forward_kernel",
     "linear_backward",
     "linear_forward",
+    "mlp_callbacks",
+    "mlp_epoch",
+    "mlp_forward",
     "pick",
     "poisson_exp",
     "scale_inplace",

@@ -72,11 +72,12 @@ _warned = []
 
 
 def attach(dispatcher):
-    """Give ``dispatcher`` (compiled with ``cache=False``) fastnet's on-disk cache;
-    leave it uncached, with one warning per process, where the folder is not
-    writable."""
+    """Give ``dispatcher`` (an ``njit`` dispatcher compiled with ``cache=False``, or
+    a ``cfunc`` before it compiles) fastnet's on-disk cache; leave it uncached, with
+    one warning per process, where the folder is not writable."""
+    py_func = getattr(dispatcher, "py_func", None) or dispatcher._pyfunc
     try:
-        dispatcher._cache = KernelCache(dispatcher.py_func)
+        dispatcher._cache = KernelCache(py_func)
     except RuntimeError:  # Numba's "no locator available": not writable
         if not _warned:
             _warned.append(True)

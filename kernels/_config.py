@@ -20,6 +20,7 @@ import types
 
 import numba
 from numba import njit
+from numba.core.ccallback import CFunc
 
 from ._cache import attach
 
@@ -73,6 +74,14 @@ def _compile(func, name, parallel=False, **consts):
     cache. The name (with the options' tag) names the cache file, since the cache
     key includes neither ``parallel`` nor the bound globals.
     """
+    clone = _clone(func, name, consts)
+    # cache=False here: the on-disk cache is attached by _cache.attach, which keeps
+    # it out of the installed package (OPTIONS' "cache" still names the files)
+    options = {**OPTIONS, "fastmath": set(FASTMATH), "cache": False}
+    return attach(njit(parallel=parallel, **options)(clone))
+
+
+def _clone(func, name, consts):
     # Without constants the copy shares its module's live globals (names defined
     # further down resolve at compile time); with them it gets a snapshot, taken
     # where the kernels are made, at the end of their module.
@@ -81,10 +90,20 @@ def _compile(func, name, parallel=False, **consts):
     clone.__qualname__ = f"{name}__{_TAG}"
     clone.__module__ = func.__module__
     clone.__doc__ = func.__doc__
-    # cache=False here: the on-disk cache is attached by _cache.attach, which keeps
-    # it out of the installed package (OPTIONS' "cache" still names the files)
-    options = {**OPTIONS, "fastmath": set(FASTMATH), "cache": False}
-    return attach(njit(parallel=parallel, **options)(clone))
+    return clone
+
+
+def cfunc(func, name, signature, **consts):
+    """A C-callable copy of ``func`` (Numba ``cfunc``) named ``name``, with
+    ``consts`` bound as globals, compiled now (or loaded from the kernel cache).
+    Its ``address`` is what :mod:`.ffi` calls."""
+    options = {k: v for k, v in OPTIONS.items() if k != "cache"}
+    options["fastmath"] = set(FASTMATH)
+    clone = _clone(func, name, consts)
+    compiled = CFunc(clone, (signature.args, signature.return_type), {}, options)
+    attach(compiled)
+    compiled.compile()
+    return compiled
 
 
 def jit(func):
