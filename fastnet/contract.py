@@ -68,12 +68,9 @@ def _parse(equation, shapes):
         n_ell = max(n_ell, k)
         labels.append(tuple(head + list(range(-k, 0)) + tail))
     if arrow:
+        # An explicit output without '...' sums the '...' axes, as torch.einsum and
+        # numpy.einsum(optimize=True) do (numpy's unoptimised path refuses it).
         head, tail, has_ell = _split_term(rhs, equation)
-        if n_ell and not has_ell:
-            raise ValueError(
-                f"einsum equation {equation!r}: the operands have '...' dimensions but "
-                "the output has no '...' to put them in"
-            )
         out = head + (list(range(-n_ell, 0)) if has_ell else []) + tail
         seen = {lab for ls in labels for lab in ls}
         for lab in out:
@@ -251,6 +248,13 @@ def einsum(equation, *operands):
     Explicit (``'ij,jk->ik'``) and implicit (``'ij,jk'``) outputs, ``...``
     broadcasting, repeated labels (diagonals, traces), size-1 broadcasting, any number
     of operands; float32 and float64 (mixed inputs take the wider type).
+
+    An explicit output without ``...`` sums the operands' ``...`` axes:
+    ``einsum('i...->i', x)`` is ``x.reshape(len(x), -1).sum(1)``, and
+    ``'ij...,i...->i'`` sums the broadcast ``...`` axes after the product. This
+    follows ``torch.einsum`` and ``numpy.einsum(..., optimize=True)`` (and
+    opt_einsum and JAX); NumPy's unoptimised path (``optimize=False``, its default)
+    refuses such equations.
     """
     if not isinstance(equation, str):
         raise TypeError(
