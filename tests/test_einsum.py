@@ -3,6 +3,7 @@
 import functools
 import itertools
 import string
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastnet as fn
+from fastnet import contract
 from tests.conftest import numeric_vjp
 from tests.einsum_corpus import CORPUS
 
@@ -371,3 +373,95 @@ def test_numpy_unoptimised_refuses_a_summed_ellipsis_which_fastnet_sums(rng):
     with pytest.raises(ValueError):
         np.einsum("i...->i", x)
     np.testing.assert_allclose(fn.einsum("i...->i", x), x.sum(axis=(1, 2)))
+
+
+# -- plans: cached, bounded, immutable, shared by threads -----------------------------
+def test_a_repeated_call_reuses_its_plan(rng):
+    contract._forward_plan.cache_clear()
+    x, y = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    fn.einsum("ij,jk->ik", x, y)
+    before = contract._forward_plan.cache_info()
+    fn.einsum("ij,jk->ik", rng.standard_normal((3, 4)), y)
+    after = contract._forward_plan.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
+    # another shape or dtype is another plan
+    fn.einsum("ij,jk->ik", x.astype(np.float32), y.astype(np.float32))
+    assert contract._forward_plan.cache_info().misses == after.misses + 1
+
+
+def test_the_plan_cache_is_bounded():
+    assert contract._forward_plan.cache_info().maxsize == contract.PLAN_CACHE_SIZE
+    assert contract._vjp_plan.cache_info().maxsize == contract.PLAN_CACHE_SIZE
+    for n in range(1, contract.PLAN_CACHE_SIZE + 40):
+        x = np.ones(n)
+        fn.einsum_vjp("i,i->", [x, x], np.ones(()))
+    assert contract._forward_plan.cache_info().currsize <= contract.PLAN_CACHE_SIZE
+    assert contract._vjp_plan.cache_info().currsize <= contract.PLAN_CACHE_SIZE
+
+
+@pytest.mark.parametrize(
+    "eq,shapes",
+    [
+        ("ii,ij->j", [(3, 3), (3, 4)]),
+        ("bi,ij,bj->b", [(6, 3), (3, 4), (6, 4)]),
+        ("iij,jk->ik", [(3, 3, 2), (2, 4)]),
+        ("ij...,i...->i", [(2, 3, 4, 1), (2, 4, 6)]),
+    ],
+)
+def test_a_plan_holds_no_writable_array(eq, shapes):
+    plans = [
+        contract._forward_plan(eq, tuple(shapes), np.dtype(np.float64)),
+        contract._vjp_plan(eq, tuple(shapes), np.dtype(np.float64)),
+    ]
+    arrays = 0
+    for plan in plans:
+        assert isinstance(plan.steps, tuple)
+        for step in plan.steps:
+            for cell in step.__closure__:
+                value = cell.cell_contents
+                assert not (isinstance(value, np.ndarray) and value.flags.writeable)
+                assert not isinstance(value, (list, dict, set))
+                arrays += isinstance(value, np.ndarray)
+    assert arrays or "ii" not in eq  # (diagonals need stride tables)
+
+
+def test_results_are_new_arrays(rng):
+    x = rng.standard_normal((3, 4))
+    y = fn.einsum("ij->ij", x)
+    assert not np.shares_memory(x, y)
+    assert not np.shares_memory(y, fn.einsum("ij->ij", x))
+    g = rng.standard_normal((3, 4))
+    (dx,) = fn.einsum_vjp("ij->ij", [x], g)
+    assert not np.shares_memory(dx, g) and not np.shares_memory(dx, x)
+    np.testing.assert_array_equal(dx, g)
+
+
+@pytest.mark.parametrize(
+    "eq,shapes",
+    [
+        ("bi,ij,bj->b", [(32, 8), (8, 8), (32, 8)]),
+        ("ij,jk,kl->il", [(8, 8), (8, 8), (8, 8)]),
+        ("iij,j...->i", [(40, 40, 9), (9, 30)]),
+    ],
+)
+def test_concurrent_calls_on_one_plan_give_each_their_own_result(eq, shapes):
+    rng = np.random.default_rng(7)
+    inputs = [[rng.standard_normal(s) for s in shapes] for _ in range(8)]
+    dys = [rng.standard_normal(np.shape(fn.einsum(eq, *ops))) for ops in inputs]
+    want = [
+        (fn.einsum(eq, *o), fn.einsum_vjp(eq, o, d))
+        for o, d in zip(inputs, dys, strict=True)
+    ]
+
+    def work(k):
+        for r in range(100):
+            j = (k + r) % len(inputs)
+            y = fn.einsum(eq, *inputs[j])
+            grads = fn.einsum_vjp(eq, inputs[j], dys[j])
+            np.testing.assert_array_equal(y, want[j][0])
+            for got, w in zip(grads, want[j][1], strict=True):
+                np.testing.assert_array_equal(got, w)
+        return k
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sorted(pool.map(work, range(8))) == list(range(8))
