@@ -1,6 +1,9 @@
 """einsum and einsum_vjp against numpy.einsum, an exact Jacobian oracle and torch."""
 
+import functools
 import itertools
+import string
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -8,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastnet as fn
+from fastnet import contract
 from tests.conftest import numeric_vjp
+from tests.einsum_corpus import CORPUS
 
 # (equation, operand shapes): every category the issue names.
 CASES = [
@@ -86,8 +91,36 @@ def operands(shapes, rng, dtype=np.float64):
     return [rng.standard_normal(s).astype(dtype) for s in shapes]
 
 
+def explicit(eq):
+    """``eq`` with its implicit output written out (NumPy's rule: '...' first, then
+    the labels used once, in code-point order)."""
+    eq = eq.replace(" ", "")
+    if "->" in eq:
+        return eq
+    letters = eq.replace(".", "").replace(",", "")
+    once = sorted(c for c in set(letters) if letters.count(c) == 1)
+    return eq + "->" + ("..." if "..." in eq else "") + "".join(once)
+
+
 def exact_grads(eq, ops, g):
-    """einsum is linear in each operand: apply it to every basis tensor."""
+    """einsum is linear in each operand: apply it to every basis tensor at once, the
+    basis index as an extra label, and contract each result with ``g``."""
+    lhs, out = explicit(eq).split("->")
+    z = next(c for c in string.ascii_letters if c not in lhs)
+    grads = []
+    for i, op in enumerate(ops):
+        terms = lhs.split(",")
+        terms[i] = z + terms[i]
+        basis = list(ops)
+        basis[i] = np.eye(op.size).reshape(op.size, *op.shape)
+        y = np.einsum(",".join(terms) + "->" + z + out, *basis, optimize=True)
+        jac = (y * g).reshape(op.size, np.size(g)).sum(axis=1)
+        grads.append(jac.reshape(op.shape))
+    return grads
+
+
+def per_basis_grads(eq, ops, g):
+    """The same, one basis tensor at a time, through NumPy's unoptimised einsum."""
     grads = []
     for i, op in enumerate(ops):
         jac = np.zeros(op.shape)
@@ -99,6 +132,16 @@ def exact_grads(eq, ops, g):
             jac[idx] = np.sum(g * np.einsum(eq, *basis))
         grads.append(jac)
     return grads
+
+
+@pytest.mark.parametrize("eq,shapes", CASES, ids=IDS)
+def test_the_jacobian_oracle_matches_per_basis_einsum(eq, shapes, rng):
+    ops = operands(shapes, rng)
+    g = rng.standard_normal(np.einsum(eq, *ops).shape)
+    for fast, slow in zip(
+        exact_grads(eq, ops, g), per_basis_grads(eq, ops, g), strict=True
+    ):
+        np.testing.assert_allclose(fast, slow, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("eq,shapes", CASES, ids=IDS)
@@ -158,7 +201,6 @@ def test_mixed_dtypes_take_the_wider(rng):
         ("ij", [(2, 3, 4)], "3 dimensions"),
         ("ii", [(2, 3)], "repeats subscript 'i'"),
         ("ij->ii", [(2, 2)], "repeats an output"),
-        ("...i->i", [(2, 3)], "no '...'"),
         ("i..j", [(2, 3)], "malformed"),
         ("i1->i", [(2, 3)], "invalid subscript '1'"),
         ("i->i->i", [(2,)], "more than one"),
@@ -256,3 +298,170 @@ def test_large_single_operand_reductions_take_the_parallel_kernel(eq, rng):
     shape = {"ij->i": (600, 600), "ii->i": (600, 600), "ijk->k": (60, 70, 80)}[eq]
     x = rng.standard_normal(shape)
     np.testing.assert_allclose(fn.einsum(eq, x), np.einsum(eq, x), rtol=1e-12)
+
+
+# -- the public corpus ----------------------------------------------------------------
+CORPUS_IDS = [f"{src}:{eq.strip()}|{'x'.join(map(str, sh))}" for src, eq, sh in CORPUS]
+# The result's error against float64 references is bounded by the same einsum of the
+# absolute values (a sum of |products|) times a few roundings per product and sum.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+@functools.cache
+def corpus_case(k):
+    """Operands (float32 values, so both dtypes share one reference), ``grad_out``,
+    the float64 result and exact gradients, and the bounds of their errors."""
+    _, eq, shapes = CORPUS[k]
+    rng = np.random.default_rng(k)
+    ops = [rng.standard_normal(s).astype(np.float32).astype(np.float64) for s in shapes]
+    want = np.einsum(eq, *ops, optimize=True)
+    g = rng.standard_normal(want.shape).astype(np.float32).astype(np.float64)
+    absolute = [np.abs(o) for o in ops]
+    return {
+        "ops": ops,
+        "g": g,
+        "want": want,
+        "bound": np.einsum(eq, *absolute, optimize=True),
+        "grads": exact_grads(eq, ops, g),
+        "grad_bounds": exact_grads(eq, absolute, np.abs(g)),
+    }
+
+
+def assert_within(got, want, bound, dtype):
+    assert got.shape == np.shape(want) and got.dtype == dtype
+    err = np.abs(got.astype(np.float64) - want)
+    assert np.all(err <= RTOL[dtype] * bound + 1e-30), (
+        f"max error {np.max(err, initial=0)}, bound {RTOL[dtype] * np.max(bound)}"
+    )
+
+
+@pytest.mark.parametrize("k", range(len(CORPUS)), ids=CORPUS_IDS)
+def test_corpus_forward_matches_numpy_optimized(k, dtype):
+    case = corpus_case(k)
+    got = fn.einsum(CORPUS[k][1], *[o.astype(dtype) for o in case["ops"]])
+    assert_within(got, case["want"], case["bound"], dtype)
+
+
+@pytest.mark.parametrize("k", range(len(CORPUS)), ids=CORPUS_IDS)
+def test_corpus_gradients_match_the_exact_jacobian(k, dtype):
+    case = corpus_case(k)
+    ops = [o.astype(dtype) for o in case["ops"]]
+    grads = fn.einsum_vjp(CORPUS[k][1], ops, case["g"].astype(dtype))
+    assert len(grads) == len(ops)
+    for got, want, bound in zip(grads, case["grads"], case["grad_bounds"], strict=True):
+        assert_within(got, want, bound, dtype)
+
+
+ISSUE17 = [(eq, shapes) for src, eq, shapes in CORPUS if src == "issue17"]
+
+
+@pytest.mark.parametrize("eq,shapes", ISSUE17, ids=[eq for eq, _ in ISSUE17])
+def test_summed_ellipsis_matches_torch(eq, shapes, rng, torch):
+    # numpy's unoptimised einsum refuses these; torch is a second reference
+    ops = operands(shapes, rng)
+    tops = [torch.tensor(o, requires_grad=True) for o in ops]
+    ty = torch.einsum(eq, *tops)
+    g = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(fn.einsum(eq, *ops), ty.detach().numpy(), rtol=1e-12)
+    for got, t in zip(fn.einsum_vjp(eq, ops, g), tops, strict=True):
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_unoptimised_refuses_a_summed_ellipsis_which_fastnet_sums(rng):
+    x = rng.standard_normal((3, 4, 5))
+    with pytest.raises(ValueError):
+        np.einsum("i...->i", x)
+    np.testing.assert_allclose(fn.einsum("i...->i", x), x.sum(axis=(1, 2)))
+
+
+# -- plans: cached, bounded, immutable, shared by threads -----------------------------
+def test_a_repeated_call_reuses_its_plan(rng):
+    contract._forward_plan.cache_clear()
+    x, y = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    fn.einsum("ij,jk->ik", x, y)
+    before = contract._forward_plan.cache_info()
+    fn.einsum("ij,jk->ik", rng.standard_normal((3, 4)), y)
+    after = contract._forward_plan.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
+    # another shape or dtype is another plan
+    fn.einsum("ij,jk->ik", x.astype(np.float32), y.astype(np.float32))
+    assert contract._forward_plan.cache_info().misses == after.misses + 1
+
+
+def test_the_plan_cache_is_bounded():
+    assert contract._forward_plan.cache_info().maxsize == contract.PLAN_CACHE_SIZE
+    assert contract._vjp_plan.cache_info().maxsize == contract.PLAN_CACHE_SIZE
+    for n in range(1, contract.PLAN_CACHE_SIZE + 40):
+        x = np.ones(n)
+        fn.einsum_vjp("i,i->", [x, x], np.ones(()))
+    assert contract._forward_plan.cache_info().currsize <= contract.PLAN_CACHE_SIZE
+    assert contract._vjp_plan.cache_info().currsize <= contract.PLAN_CACHE_SIZE
+
+
+@pytest.mark.parametrize(
+    "eq,shapes",
+    [
+        ("ii,ij->j", [(3, 3), (3, 4)]),
+        ("bi,ij,bj->b", [(6, 3), (3, 4), (6, 4)]),
+        ("iij,jk->ik", [(3, 3, 2), (2, 4)]),
+        ("ij...,i...->i", [(2, 3, 4, 1), (2, 4, 6)]),
+    ],
+)
+def test_a_plan_holds_no_writable_array(eq, shapes):
+    plans = [
+        contract._forward_plan(eq, tuple(shapes), np.dtype(np.float64)),
+        contract._vjp_plan(eq, tuple(shapes), np.dtype(np.float64)),
+    ]
+    arrays = 0
+    for plan in plans:
+        assert isinstance(plan.steps, tuple)
+        for step in plan.steps:
+            for cell in step.__closure__:
+                value = cell.cell_contents
+                assert not (isinstance(value, np.ndarray) and value.flags.writeable)
+                assert not isinstance(value, (list, dict, set))
+                arrays += isinstance(value, np.ndarray)
+    assert arrays or "ii" not in eq  # (diagonals need stride tables)
+
+
+def test_results_are_new_arrays(rng):
+    x = rng.standard_normal((3, 4))
+    y = fn.einsum("ij->ij", x)
+    assert not np.shares_memory(x, y)
+    assert not np.shares_memory(y, fn.einsum("ij->ij", x))
+    g = rng.standard_normal((3, 4))
+    (dx,) = fn.einsum_vjp("ij->ij", [x], g)
+    assert not np.shares_memory(dx, g) and not np.shares_memory(dx, x)
+    np.testing.assert_array_equal(dx, g)
+
+
+@pytest.mark.parametrize(
+    "eq,shapes",
+    [
+        ("bi,ij,bj->b", [(32, 8), (8, 8), (32, 8)]),
+        ("ij,jk,kl->il", [(8, 8), (8, 8), (8, 8)]),
+        ("iij,j...->i", [(40, 40, 9), (9, 30)]),
+    ],
+)
+def test_concurrent_calls_on_one_plan_give_each_their_own_result(eq, shapes):
+    rng = np.random.default_rng(7)
+    inputs = [[rng.standard_normal(s) for s in shapes] for _ in range(8)]
+    dys = [rng.standard_normal(np.shape(fn.einsum(eq, *ops))) for ops in inputs]
+    want = [
+        (fn.einsum(eq, *o), fn.einsum_vjp(eq, o, d))
+        for o, d in zip(inputs, dys, strict=True)
+    ]
+
+    def work(k):
+        for r in range(100):
+            j = (k + r) % len(inputs)
+            y = fn.einsum(eq, *inputs[j])
+            grads = fn.einsum_vjp(eq, inputs[j], dys[j])
+            np.testing.assert_array_equal(y, want[j][0])
+            for got, w in zip(grads, want[j][1], strict=True):
+                np.testing.assert_array_equal(got, w)
+        return k
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sorted(pool.map(work, range(8))) == list(range(8))
