@@ -30,15 +30,14 @@ import scipy.optimize
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier as _SkClassifier
-from sklearn.neural_network import MLPRegressor as _SkRegressor
 from sklearn.utils import gen_batches, shuffle
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import validate_data
 
 from . import kernels
 from ._fused import fused_epoch, layer_table, network_dims
+from ._sklearn import Interval, StrOptions, validate_data
+from ._sklearn import SkMLPClassifier as _SkClassifier
+from ._sklearn import SkMLPRegressor as _SkRegressor
+from ._sklearn import check_optimize_result as _check_optimize_result
 from ._threads import FitGuard, thread_limit
 from .layers import (
     GELU,

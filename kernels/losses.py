@@ -40,6 +40,25 @@ def _row_logsumexp(z, i):
     return m, s
 
 
+@jit
+def _row_cross_entropy(z, t, i, lse):
+    r"""``(row, mass)``: :math:`\sum_k t_{ik}(\mathrm{lse} - z_{ik})` over the classes
+    with :math:`t_{ik} \neq 0`, and :math:`\sum_k t_{ik}`.
+
+    A function of its own, not a loop inside the ``prange`` body: an accumulator that
+    one branch of an inner loop leaves unchanged becomes, on Python 3.12+, a pair of
+    SSA copies that refer to each other, and Numba's parfor reduction analysis stops
+    at that cycle (``AssertionError: unexpected cycle in lookup()``, numba#10132).
+    """
+    row = 0.0
+    mass = 0.0
+    for j in range(z.shape[1]):
+        if t[i, j] != 0.0:
+            row += t[i, j] * (lse - z[i, j])
+            mass += t[i, j]
+    return row, mass
+
+
 def _softmax_cross_entropy(z, y, w, grad):
     r"""Softmax cross-entropy with integer labels ``y`` (0 <= y < k), from logits ``z``.
 
@@ -80,13 +99,7 @@ def _softmax_cross_entropy_dense(z, t, w, grad):
     for i in prange(n):
         scale = (w[i] if w.size > 0 else 1.0) / total
         m, s = _row_logsumexp(z, i)
-        lse = m + math.log(s)
-        row = 0.0
-        mass = 0.0
-        for j in range(k):
-            if t[i, j] != 0.0:
-                row += t[i, j] * (lse - z[i, j])
-                mass += t[i, j]
+        row, mass = _row_cross_entropy(z, t, i, m + math.log(s))
         loss += scale * row
         inv = 1.0 / s
         for j in range(k):

@@ -9,6 +9,7 @@ import tracemalloc
 
 import numba
 import numpy as np
+import pytest
 from numba.core.caching import NullCache
 
 import fastnet as fn
@@ -137,3 +138,31 @@ def test_training_step_allocates_no_arrays(rng):
     finally:
         tracemalloc.stop()
     assert peak - start < 8 * 1024, peak - start
+
+
+def test_min_versions_pin_pyproject_floors():
+    # .ci/versions.sh installs .ci/min-versions.txt on the oldest Python: the floors
+    # pyproject.toml declares are the versions that run the tests.
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    floors = {}
+    for requirement in [
+        *project["dependencies"],
+        *project["optional-dependencies"]["test"],
+    ]:
+        name, _, floor = requirement.partition(">=")
+        assert floor and "," not in floor, f"{requirement}: declare one floor, '>='"
+        floors[name.split("[")[0].lower()] = floor
+    pins = {}
+    for line in (ROOT / ".ci" / "min-versions.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower()] = version
+
+    def release(version):
+        parts = [int(p) for p in version.split(".")]
+        return tuple(parts + [0] * (3 - len(parts)))
+
+    assert pins.keys() == floors.keys()
+    for name, floor in floors.items():
+        assert release(pins[name]) == release(floor), (name, pins[name], floor)
