@@ -65,7 +65,7 @@ _TAG = hashlib.sha1(
 ).hexdigest()[:8]
 
 
-def _compile(func, name, parallel=False, **consts):
+def _compile(func, name, parallel=False, inline="never", **consts):
     """Compile a copy of ``func`` named ``name`` with ``consts`` bound as globals.
 
     Numba freezes globals at compile time, so one loop written once becomes a kernel
@@ -78,7 +78,7 @@ def _compile(func, name, parallel=False, **consts):
     # cache=False here: the on-disk cache is attached by _cache.attach, which keeps
     # it out of the installed package (OPTIONS' "cache" still names the files)
     options = {**OPTIONS, "fastmath": set(FASTMATH), "cache": False}
-    return attach(njit(parallel=parallel, **options)(clone))
+    return attach(njit(parallel=parallel, inline=inline, **options)(clone))
 
 
 def _clone(func, name, consts):
@@ -109,6 +109,13 @@ def cfunc(func, name, signature, **consts):
 def jit(func):
     """Compile ``func`` serially with the shared options and the on-disk cache."""
     return _compile(func, func.__name__)
+
+
+def jit_inline(func):
+    """:func:`jit`, and inlined into compiled callers (``inline="always"``): a small
+    helper then costs its callers no compilation of its own (measured: 0.15-0.35 s
+    per separately compiled helper in a cold first fit)."""
+    return _compile(func, f"{func.__name__}_inline", inline="always")
 
 
 def jit_twins(func, name=None, **consts):

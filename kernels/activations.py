@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from numba import prange
 
-from ._config import jit, jit_twins
+from ._config import jit_inline, jit_twins
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -32,25 +32,25 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
 
 
-@jit
+@jit_inline
 def _identity(x, alpha):
     """:math:`f(x) = x`."""
     return x
 
 
-@jit
+@jit_inline
 def _identity_grad(saved, alpha):
     """:math:`f'(x) = 1`; ``saved`` is unused."""
     return 1.0
 
 
-@jit
+@jit_inline
 def _relu(x, alpha):
     r""":math:`f(x) = \max(x, 0)`; NaN stays NaN."""
     return 0.0 if x <= 0.0 else x
 
 
-@jit
+@jit_inline
 def _relu_grad(y, alpha):
     """:math:`f'(x) = 1` if :math:`x > 0` else 0, so ``ReLU'(0) = 0``.
 
@@ -59,13 +59,13 @@ def _relu_grad(y, alpha):
     return 1.0 if y > 0.0 else 0.0
 
 
-@jit
+@jit_inline
 def _leaky_relu(x, alpha):
     r""":math:`f(x) = x` if :math:`x \ge 0` else :math:`\alpha x`."""
     return x if x >= 0.0 else alpha * x
 
 
-@jit
+@jit_inline
 def _leaky_relu_grad(x, alpha):
     r""":math:`f'(x) = 1` if :math:`x \ge 0` else :math:`\alpha`: LeakyReLU'(0) = 1.
 
@@ -74,7 +74,7 @@ def _leaky_relu_grad(x, alpha):
     return 1.0 if x >= 0.0 else alpha
 
 
-@jit
+@jit_inline
 def _gelu(x, alpha):
     r""":math:`f(x) = x\,\Phi(x)`, :math:`\Phi(x) = \tfrac12\,\mathrm{erfc}(-x/\sqrt2)`.
 
@@ -84,7 +84,7 @@ def _gelu(x, alpha):
     return x * (0.5 * math.erfc(-x * _SQRT_HALF))
 
 
-@jit
+@jit_inline
 def _gelu_grad(x, alpha):
     r""":math:`f'(x) = \Phi(x) + x\,\varphi(x)`, with
     :math:`\varphi(x) = e^{-x^2/2}/\sqrt{2\pi}`.
@@ -96,7 +96,7 @@ def _gelu_grad(x, alpha):
     )
 
 
-@jit
+@jit_inline
 def _gelu_tanh(x, alpha):
     r"""PyTorch's ``approximate='tanh'``: :math:`\tfrac12 x (1 + \tanh u)`,
     :math:`u = \sqrt{2/\pi}\,(x + 0.044715 x^3)`.
@@ -108,7 +108,7 @@ def _gelu_tanh(x, alpha):
     return x / (1.0 + math.exp(-2.0 * u))
 
 
-@jit
+@jit_inline
 def _gelu_tanh_grad(x, alpha):
     r""":math:`f'(x) = s + 2 x s (1 - s) \sqrt{2/\pi}(1 + 3 \cdot 0.044715 x^2)`,
     :math:`s = \sigma(2u)`, the exact derivative of :func:`_gelu_tanh`.
@@ -124,25 +124,25 @@ def _gelu_tanh_grad(x, alpha):
     return s + 2.0 * x * s * (1.0 - s) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
 
 
-@jit
+@jit_inline
 def _tanh(x, alpha):
     r""":math:`f(x) = \tanh x`."""
     return math.tanh(x)
 
 
-@jit
+@jit_inline
 def _tanh_grad(y, alpha):
     """:math:`f'(x) = 1 - y^2`. Saved: the output ``y``."""
     return 1.0 - y * y
 
 
-@jit
+@jit_inline
 def _logistic(x, alpha):
     """:math:`f(x) = 1 / (1 + e^{-x})`; ``exp`` overflowing to inf gives exactly 0."""
     return 1.0 / (1.0 + math.exp(-x))
 
 
-@jit
+@jit_inline
 def _logistic_grad(y, alpha):
     """:math:`f'(x) = y (1 - y)`. Saved: the output ``y``."""
     return y * (1.0 - y)

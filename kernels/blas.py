@@ -18,7 +18,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import ensure_blas, get_blas_kind
 
-from ._config import jit
+from ._config import jit_inline
 
 _CHAR = ir.IntType(8)
 _VOIDP = cgutils.voidptr_t
@@ -70,7 +70,7 @@ def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c
     return sig, codegen
 
 
-@jit
+@jit_inline
 def gemm(a, b, out, alpha, beta, trans_a, trans_b):
     r"""Row-major :math:`out = \alpha\, op(a)\, op(b) + \beta\, out`, ``op`` a
     transpose where ``trans_*`` is true; ``a``, ``b``, ``out`` C-contiguous 2-D of

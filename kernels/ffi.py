@@ -19,7 +19,7 @@ from numba import carray, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._config import jit
+from ._config import jit_inline
 
 _VOIDP = cgutils.voidptr_t
 
@@ -80,7 +80,7 @@ def _voidptr(typingctx, address):
     return types.voidptr(address), codegen
 
 
-@jit
+@jit_inline
 def view(address, shape, like):
     """The array of ``shape`` and ``like``'s dtype at ``address`` (no copy, no
     ownership: the caller keeps the memory alive)."""

@@ -5,11 +5,11 @@ transposed operands passed as transpose flags, not copies. Results are written i
 caller-owned, C-contiguous buffers.
 """
 
-from ._config import jit
+from ._config import jit_inline
 from .blas import gemm
 
 
-@jit
+@jit_inline
 def linear_forward(x, w, b, out):
     """:math:`Y = X W + b`: ``out (n, n_out) = x (n, n_in) @ w (n_in, n_out) + b``."""
     gemm(x, w, out, 1.0, 0.0, False, False)
@@ -18,7 +18,7 @@ def linear_forward(x, w, b, out):
             out[i, j] += b[j]
 
 
-@jit
+@jit_inline
 def linear_backward(dy, x, w, dx, dw, db):
     r"""Vector-Jacobian product of :func:`linear_forward`.
 
@@ -34,7 +34,7 @@ def linear_backward(dy, x, w, dx, dw, db):
         column_sum(dy, db)
 
 
-@jit
+@jit_inline
 def column_sum(a, out):
     """``out[j] = sum_i a[i, j]``, accumulated in row order."""
     out[:] = 0.0

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import carray, types
 
-from ._config import cfunc, jit
+from ._config import cfunc, jit, jit_inline
 from .activations import ACTIVATIONS
 from .ffi import call_f64, call_void, view
 from .linear import linear_backward, linear_forward
@@ -47,7 +47,7 @@ _softmax_serial = softmax_forward[0]
 _logistic_serial = ACTIVATIONS["logistic"].forward[0]
 
 
-@jit
+@jit_inline
 def _gather_rows(src, order, start, dst):
     """``dst[i] = src[order[start + i]]`` for the rows of ``dst`` (2-D arrays).
 
@@ -61,7 +61,7 @@ def _gather_rows(src, order, start, dst):
             dst[i, j] = src[r, j]
 
 
-@jit
+@jit_inline
 def _offsets(dims, rows, hidden_too):
     """Where each layer's ``rows x width`` block starts in a flat workspace: one
     block per layer, plus one per hidden layer after them when ``hidden_too``."""
@@ -196,7 +196,7 @@ def epoch(
     return t
 
 
-@jit
+@jit_inline
 def _update(fn, row, col, size, n_slots, t, hp, l2, like):
     """The optimizer's update (C kernel ``fn``) of the array in column ``col`` of a
     layer's table ``row`` (weights or bias), its gradient and slots beside it."""

@@ -1,0 +1,106 @@
+"""Time to first result, in fresh processes (issue: no waiting for the compiler).
+
+    python bench/startup.py [--runs 3]
+
+Each figure is the wall time of a whole fresh Python process, measured ``--runs``
+times (median, min-max):
+
+- ``import fastnet``, and scikit-learn's estimators' import, for scale;
+- the first fit on scikit-learn's digits (defaults, ``max_iter=200``) with an empty
+  kernel cache (cold) and again with the cache it left (warm), beside the same
+  script with scikit-learn's ``MLPClassifier``;
+- a new setting's first fit after a warm default fit (another activation, solver,
+  dtype, estimator class): the extra time over the warm default fit's process;
+- ``fastnet train`` cold and warm.
+
+Every cold run gets its own empty ``FASTNET_CACHE_DIR``; the warm runs reuse it.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+FIT = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from sklearn.datasets import load_digits
+if sys.argv[1] == "sklearn":
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+else:
+    from fastnet import MLPClassifier, MLPRegressor
+X, y = load_digits(return_X_y=True)
+kw = dict(random_state=0, max_iter=200)
+setting = sys.argv[2]
+if setting == "tanh":
+    kw["activation"] = "tanh"
+elif setting == "sgd":
+    kw["solver"] = "sgd"
+elif setting == "float32":
+    X = X.astype("float32")
+if setting == "regressor":
+    MLPRegressor(**kw).fit(X, y * 1.0)
+else:
+    MLPClassifier(**kw).fit(X, y)
+"""
+
+
+def timed(cmd, env):
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def summary(values):
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    py = sys.executable
+    fastnet_cmd = os.path.join(os.path.dirname(py), "fastnet")
+    base = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    rows = {}
+
+    def add(name, value):
+        rows.setdefault(name, []).append(value)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        for run in range(args.runs):
+            env = {**base, "FASTNET_CACHE_DIR": os.path.join(tmp, f"cache{run}")}
+            add("import fastnet", timed([py, "-c", "import fastnet"], env))
+            add(
+                "import scikit-learn's MLPClassifier",
+                timed(
+                    [py, "-c", "from sklearn.neural_network import MLPClassifier"], env
+                ),
+            )
+            add(
+                "scikit-learn: digits fit, whole process",
+                timed([py, "-c", FIT, "sklearn", "default"], env),
+            )
+            add(
+                "fastnet: digits fit, cold cache",
+                timed([py, "-c", FIT, "fastnet", "default"], env),
+            )
+            warm = timed([py, "-c", FIT, "fastnet", "default"], env)
+            add("fastnet: digits fit, warm cache", warm)
+            for setting in ("tanh", "sgd", "float32", "regressor"):
+                new = timed([py, "-c", FIT, "fastnet", setting], env)
+                add(f"  new setting {setting}: extra over warm default", new - warm)
+            env = {**base, "FASTNET_CACHE_DIR": os.path.join(tmp, f"train{run}")}
+            add("fastnet train, cold cache", timed([fastnet_cmd, "train"], env))
+            add("fastnet train, warm cache", timed([fastnet_cmd, "train"], env))
+    print(f"fresh processes, {args.runs} runs each: median (min-max)")
+    for name, values in rows.items():
+        print(f"| {name} | {summary(values)} |")
+
+
+if __name__ == "__main__":
+    main()
