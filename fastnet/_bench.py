@@ -1,15 +1,18 @@
 """Workloads that compare fastnet with PyTorch, scikit-learn and a NumPy floor.
 
-Each workload builds, once, a dict ``peer name -> callable`` over the same data;
-timing calls the callables only (data, models and compilation are made outside).
-``bench/`` times them with pytest-benchmark; :func:`main` (``fastnet bench``,
-``python bench/report.py``) times each a few times and prints a markdown table of
-medians and ratios, with the machine it ran on.
+Each workload builds, once, a dict ``entry name -> callable`` over the same data:
+fastnet's entries (names starting with ``fastnet``) and its peers. Timing calls the
+callables only (data, models and compilation are made outside). ``bench/`` times
+them with pytest-benchmark; :func:`main` (``fastnet bench``, ``python
+bench/report.py``) is in :mod:`fastnet._bench_report`.
+
+Every peer does what fastnet does, the same way: float32, the same rows, batch size
+and (for PyTorch) the same shuffled row order per epoch, each batch gathered from one
+tensor with ``index_select``, and the same thread count (``FASTNET_BENCH_THREADS``,
+default 2) for Numba, BLAS and torch.
 """
 
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,13 +23,34 @@ import numpy as np
 
 THREADS = int(os.environ.get("FASTNET_BENCH_THREADS", "2"))
 
+PARTIAL_FIT = "fastnet partial_fit, alpha=1e-4"
+PARTIAL_FIT_NO_L2 = "fastnet partial_fit, alpha=0"
+TRAINER = "fastnet Trainer"
+TORCH_FUSED = "PyTorch eager, Adam(fused=True)"
+TORCH_FOREACH = "PyTorch eager, Adam(foreach=True)"
+SKLEARN_FIT = "scikit-learn partial_fit"
+FLOOR = "NumPy GEMM floor"
+PROBA = "fastnet predict_proba"
+TORCH_PROBA = "PyTorch module + softmax (inference_mode)"
+SKLEARN_PROBA = "scikit-learn predict_proba"
+TRAINING_ENTRIES = (
+    PARTIAL_FIT,
+    PARTIAL_FIT_NO_L2,
+    TRAINER,
+    TORCH_FUSED,
+    TORCH_FOREACH,
+    SKLEARN_FIT,
+    FLOOR,
+)
+INFERENCE_ENTRIES = (PROBA, TORCH_PROBA, SKLEARN_PROBA)
+
 
 def _torch():
+    """torch, or None; its thread count is the harness's to set (THREADS)."""
     try:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(THREADS)
     return torch
 
 
@@ -47,8 +71,77 @@ def _torch_mlp(torch, sizes, seed=0):
     return torch.nn.Sequential(*layers)
 
 
+def _fused_adam_works(torch):
+    """Whether ``torch.optim.Adam(fused=True)`` steps CPU float32 parameters."""
+    p = torch.nn.Parameter(torch.ones(2))
+    p.grad = torch.ones(2)
+    try:
+        torch.optim.Adam([p], lr=1e-3, fused=True).step()
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+class GemmFloor:
+    """The matrix products of one epoch of training steps, done alone in NumPy.
+
+    Per batch of an MLP with L layers: L forward products ``A_i @ W_i``, L weight
+    gradients ``A_i.T @ D_{i+1}`` and L-1 input gradients ``D_{i+1} @ W_i.T`` (none
+    for the input layer): 3L-1 products, 8 for 3 layers. No bias, activation, loss,
+    optimizer or gather: the floor of any runtime that multiplies through BLAS.
+
+    The values stay O(1), so no product runs on denormals: the inputs are the data's
+    rows (contiguous slices, no copy), the weights are N(0, 1/fan_in), the output
+    gradient is N(0, 1), and every product writes to its own buffer, so nothing is
+    multiplied by its own result from one step to the next.
+    """
+
+    def __init__(self, X, sizes, batch, seed=1):
+        rng = np.random.default_rng(seed)
+        n, L = X.shape[0], len(sizes) - 1
+        dtype = X.dtype
+        self.weights = [
+            (rng.standard_normal((sizes[i], sizes[i + 1])) / np.sqrt(sizes[i])).astype(
+                dtype
+            )
+            for i in range(L)
+        ]
+        self.weight_grads = [np.empty_like(W) for W in self.weights]
+        self.acts = [np.empty((batch, s), dtype) for s in sizes[1:]]
+        self.deltas = [np.empty((batch, s), dtype) for s in sizes[1:-1]]
+        self.deltas.append(rng.standard_normal((batch, sizes[-1])).astype(dtype))
+        self.X = X
+        # one list of (a, b, out) per step, views made once: the loop is the
+        # products and nothing else
+        self.steps = []
+        for lo in range(0, n, batch):
+            m = min(batch, n - lo)
+            A = [X[lo : lo + m]] + [a[:m] for a in self.acts]
+            D = [None] + [d[:m] for d in self.deltas]
+            step = [(A[i], W, A[i + 1]) for i, W in enumerate(self.weights)]
+            for i in range(L - 1, -1, -1):
+                step.append((A[i].T, D[i + 1], self.weight_grads[i]))
+                if i:
+                    step.append((D[i + 1], self.weights[i].T, D[i]))
+            self.steps.append(step)
+        self.products_per_step = 3 * L - 1
+
+    def arrays(self):
+        """Every array the products read or write."""
+        return [self.X, *self.weights, *self.weight_grads, *self.acts, *self.deltas]
+
+    def __call__(self):
+        matmul = np.matmul
+        for step in self.steps:
+            for a, b, out in step:
+                matmul(a, b, out=out)
+
+
 def training(sizes, batch, n):
-    """One epoch of Adam on an MLP with ReLU hidden layers, float32."""
+    """One epoch of Adam (lr 1e-3) on an MLP with ReLU hidden layers, float32.
+
+    Callables return the epoch's loss (the floor returns None), for checking.
+    """
     from sklearn.neural_network import MLPClassifier as SkMLP
 
     import fastnet as fn
@@ -56,11 +149,13 @@ def training(sizes, batch, n):
     X, y = _data(n, sizes[0], sizes[-1])
     classes = np.arange(sizes[-1])
     hidden = tuple(sizes[1:-1])
+    head = slice(0, min(batch, n))  # first calls: set classes, compile, allocate
     peers = {}
 
-    est = fn.MLPClassifier(hidden, batch_size=batch, random_state=0, shuffle=True)
-    est.partial_fit(X[:batch], y[:batch], classes=classes)  # compile, allocate
-    peers["fastnet MLPClassifier.partial_fit"] = lambda: est.partial_fit(X, y)
+    for name, alpha in ((PARTIAL_FIT, 1e-4), (PARTIAL_FIT_NO_L2, 0.0)):
+        est = fn.MLPClassifier(hidden, alpha=alpha, batch_size=batch, random_state=0)
+        est.partial_fit(X[head], y[head], classes=classes)
+        peers[name] = lambda est=est: est.partial_fit(X, y).loss_
 
     layers = []
     for i in range(len(sizes) - 1):
@@ -75,83 +170,82 @@ def training(sizes, batch, n):
         epochs=1,
         random_state=0,
     )
-    trainer.fit(X[: 2 * batch], y[: 2 * batch])
-    peers["fastnet Trainer"] = lambda: trainer.fit(X, y)
-
-    sk = SkMLP(hidden, batch_size=batch, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sk.partial_fit(X[:batch], y[:batch], classes=classes)
-    peers["scikit-learn partial_fit"] = lambda: sk.partial_fit(X, y)
+    trainer.fit(X[head], y[head])
+    peers[TRAINER] = lambda: trainer.fit(X, y).loss[-1]
 
     torch = _torch()
     if torch is not None:
-        tX, ty = torch.from_numpy(X), torch.from_numpy(y)
-        for name, fused in (
-            ("PyTorch eager, Adam(fused=True)", True),
-            ("PyTorch eager, Adam", None),
-        ):
-            model = _torch_mlp(torch, sizes)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
-            loss_fn = torch.nn.CrossEntropyLoss()
+        peers.update(_torch_training(torch, X, y, sizes, batch))
 
-            def epoch(model=model, opt=opt, loss_fn=loss_fn):
-                perm = torch.randperm(n)
-                for lo in range(0, n, batch):
-                    idx = perm[lo : lo + batch]
-                    opt.zero_grad(set_to_none=True)
-                    loss_fn(model(tX[idx]), ty[idx]).backward()
-                    opt.step()
+    sk = SkMLP(hidden, batch_size=batch, random_state=0)  # alpha=1e-4, its default
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk.partial_fit(X[head], y[head], classes=classes)
+    peers[SKLEARN_FIT] = lambda: sk.partial_fit(X, y).loss_
 
-            peers[name] = epoch
-
-    # The floor for any BLAS-based runtime: the same 8 matrix products per step
-    # (3 forward, 3 dW, 2 dX for a 3-layer net), nothing else.
-    rng = np.random.default_rng(1)
-    Ws = [
-        rng.standard_normal((sizes[i], sizes[i + 1])).astype(np.float32) * 1e-3
-        for i in range(len(sizes) - 1)
-    ]
-    acts = [rng.standard_normal((batch, s)).astype(np.float32) * 1e-3 for s in sizes]
-
-    def floor():
-        for _ in range(0, n, batch):
-            for i, W in enumerate(Ws):
-                np.matmul(acts[i], W, out=acts[i + 1])
-            for i in range(len(Ws) - 1, -1, -1):
-                np.matmul(acts[i].T, acts[i + 1], out=Ws[i])
-                if i:
-                    np.matmul(acts[i + 1], Ws[i].T, out=acts[i])
-
-    peers["NumPy GEMM floor"] = floor
+    peers[FLOOR] = GemmFloor(X, sizes, batch)
     return peers
 
 
-def inference(rows):
+def _torch_training(torch, X, y, sizes, batch):
+    """PyTorch eager, batched as fastnet's Trainer batches: each call is one epoch
+    in the order ``default_rng(0).permutation(n)`` (the order ``Trainer(random_state
+    =0).fit`` draws), each batch gathered with ``index_select`` from one tensor."""
+    n = X.shape[0]
+    tX, ty = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    model = _torch_mlp(torch, sizes)
+    fused = _fused_adam_works(torch)
+    kind = {"fused": True} if fused else {"foreach": True}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, **kind)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch():
+        order = torch.from_numpy(np.random.default_rng(0).permutation(n))
+        for lo in range(0, n, batch):
+            idx = order[lo : lo + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(tX.index_select(0, idx)), ty.index_select(0, idx))
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    epoch()  # first step: allocates the optimizer's state
+    return {TORCH_FUSED if fused else TORCH_FOREACH: epoch}
+
+
+def inference(sizes, rows):
+    """``predict_proba`` of ``rows`` rows; the three peers hold the same weights,
+    so their results agree (callables return the probabilities)."""
     from sklearn.neural_network import MLPClassifier as SkMLP
 
     import fastnet as fn
 
-    X, y = _data(2000, 64, 10)
-    hidden = (128, 64)
+    X, y = _data(max(200, sizes[-1]), sizes[0], sizes[-1])
+    hidden = tuple(sizes[1:-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = fn.MLPClassifier(hidden, max_iter=2, random_state=0).fit(X, y)
-        sk = SkMLP(hidden, max_iter=2, random_state=0).fit(X, y)
-    Xq = np.ascontiguousarray(_data(rows, 64, 10, seed=1)[0])
-    est.predict_proba(Xq)
-    peers = {"fastnet predict_proba": lambda: est.predict_proba(Xq)}
+        sk = SkMLP(hidden, max_iter=1, random_state=0).fit(X, y)
+    sk.coefs_ = [W.copy() for W in est.coefs_]
+    sk.intercepts_ = [b.copy() for b in est.intercepts_]
+    Xq = np.ascontiguousarray(_data(rows, sizes[0], sizes[-1], seed=1)[0])
+    peers = {PROBA: lambda: est.predict_proba(Xq)}
     torch = _torch()
     if torch is not None:
-        model = _torch_mlp(torch, [64, *hidden, 10]).eval()
+        model = _torch_mlp(torch, sizes).eval()
+        linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+        with torch.no_grad():
+            for lin, W, b in zip(linears, est.coefs_, est.intercepts_, strict=True):
+                lin.weight.copy_(torch.from_numpy(W.T.copy()))
+                lin.bias.copy_(torch.from_numpy(b))
         tX = torch.from_numpy(Xq)
 
         def torch_proba():
-            with torch.no_grad():
+            with torch.inference_mode():
                 return torch.softmax(model(tX), dim=1)
 
-        peers["PyTorch module + softmax (no_grad)"] = torch_proba
-    peers["scikit-learn predict_proba"] = lambda: sk.predict_proba(Xq)
+        peers[TORCH_PROBA] = torch_proba
+    peers[SKLEARN_PROBA] = lambda: sk.predict_proba(Xq)
     return peers
 
 
@@ -189,80 +283,45 @@ def time_to_first_result(cold):
     }
 
 
-MNIST = "1. MNIST-shaped MLP 784-256-128-10, batch 128, Adam, 20,000 rows, one epoch"
-TINY = "2. Tiny MLP 64-32-10, batch 32, 1,797 rows, one epoch"
-WORKLOADS = {
-    MNIST: lambda: training([784, 256, 128, 10], 128, 20_000),
-    TINY: lambda: training([64, 32, 10], 32, 1797),
-    "3a. predict_proba, 1 row (64-128-64-10)": lambda: inference(1),
-    "3b. predict_proba, 10,000 rows (64-128-64-10)": lambda: inference(10_000),
-}
-
-
-def measure(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
-
-
-def machine():
-    import numba
-    import scipy
-    import sklearn
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(
-                ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")
-            )
-    except (OSError, StopIteration):
-        pass
-    torch = _torch()
-    versions = [
-        f"numpy {np.__version__}",
-        f"numba {numba.__version__}",
-        f"scipy {scipy.__version__}",
-        f"scikit-learn {sklearn.__version__}",
-        f"torch {torch.__version__}" if torch else "torch absent",
-    ]
-    return f"{cpu}, {os.cpu_count()} cores, {THREADS} threads each; " + ", ".join(
-        versions
+def _training_title(number, sizes, batch, n):
+    arch = "-".join(map(str, sizes))
+    products = 3 * (len(sizes) - 1) - 1
+    return (
+        f"{number}. MLP {arch}, batch {batch}, {n:,} rows, one epoch of Adam "
+        f"(floor: {products} products per step)"
     )
 
 
-def main(quick=False):
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
-    repeats = 3 if quick else 7
-    print(f"fastnet benchmarks, {time.strftime('%Y-%m-%d')}: {machine()}\n")
-    print("| workload | peer | median | fastnet / peer |")
-    print("| --- | --- | --- | --- |")
-    with threadpool_limits(limits=THREADS):
-        for title, build in WORKLOADS.items():
-            peers = build()
-            medians = {name: measure(fn, repeats) for name, fn in peers.items()}
-            ours = min(v for k, v in medians.items() if k.startswith("fastnet"))
-            for name, t in medians.items():
-                ratio = "—" if name.startswith("fastnet") else f"{ours / t:.2f}x"
-                print(f"| {title} | {name} | {_fmt(t)} | {ratio} |")
-            sys.stdout.flush()
-        for cold in (True, False):
-            ((name, fn),) = time_to_first_result(cold).items()
-            t = statistics.median(fn() for _ in range(1 if quick else 3))
-            print(f"| 6. time to first result | {name} | {_fmt(t)} | — |")
-    return 0
+def _inference_title(number, sizes, rows):
+    arch = "-".join(map(str, sizes))
+    return f"{number}. predict_proba, {rows:,} row{'s' * (rows > 1)} ({arch})"
 
 
-def _fmt(seconds):
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
+def workloads(tiny=False):
+    """``title -> build()``; ``tiny``: the same workloads on toy sizes (for tests)."""
+    if tiny:
+        big, small, wide = [20, 16, 12, 4], [8, 6, 3], [8, 12, 6, 3]
+        train = [(big, 8, 60), (small, 4, 30)]
+        rows = (1, 50)
+    else:
+        big, small, wide = [784, 256, 128, 10], [64, 32, 10], [64, 128, 64, 10]
+        train = [(big, 128, 20_000), (small, 32, 1797)]
+        rows = (1, 10_000)
+    out = {}
+    for i, (sizes, batch, n) in enumerate(train):
+        title = _training_title(i + 1, sizes, batch, n)
+        out[title] = lambda s=sizes, b=batch, n=n: training(s, b, n)
+    for j, (sizes, r) in enumerate((s, r) for r in rows for s in (big, wide)):
+        title = _inference_title(f"3{'abcd'[j]}", sizes, r)
+        out[title] = lambda s=sizes, r=r: inference(s, r)
+    return out
+
+
+WORKLOADS = workloads()
+
+
+def main(quick=False, tiny=False):
+    """Print the markdown report (see :mod:`fastnet._bench_report`)."""
+    from ._bench_report import report
+
+    return report(quick=quick, tiny=tiny)

@@ -450,7 +450,9 @@ def build_parser():
     q.add_argument("--proba", action="store_true", help="CSV of class probabilities")
     q.set_defaults(func=_predict)
     b = sub.add_parser("bench", help="benchmark fastnet against its peers")
-    b.add_argument("--quick", action="store_true", help="fewer repeats")
+    b.add_argument(
+        "--quick", action="store_true", help="5 repetitions of short samples, not 11"
+    )
     b.set_defaults(func=_bench)
     return p
 
