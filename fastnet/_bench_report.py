@@ -226,7 +226,7 @@ def report(quick=False, tiny=False):
 
 
 def _first_result(runs):
-    print("## Time to first result (a fresh process; no peer)", "")
+    print("## Time to first result (a fresh process; no peer)\n")
     print("| run | seconds, median (min-max) |", "| --- | --- |", sep="\n")
     for cold in (True, False):
         ((name, fn),) = _bench.time_to_first_result(cold).items()
