@@ -65,7 +65,7 @@ def _torch_mlp(torch, sizes, seed=0):
     torch.manual_seed(seed)
     layers = []
     for i in range(len(sizes) - 1):
-        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float32))
         if i < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
     return torch.nn.Sequential(*layers)
@@ -73,8 +73,8 @@ def _torch_mlp(torch, sizes, seed=0):
 
 def _fused_adam_works(torch):
     """Whether ``torch.optim.Adam(fused=True)`` steps CPU float32 parameters."""
-    p = torch.nn.Parameter(torch.ones(2))
-    p.grad = torch.ones(2)
+    p = torch.nn.Parameter(torch.ones(2, dtype=torch.float32))
+    p.grad = torch.ones(2, dtype=torch.float32)
     try:
         torch.optim.Adam([p], lr=1e-3, fused=True).step()
     except (RuntimeError, TypeError, ValueError):

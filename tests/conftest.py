@@ -66,9 +66,13 @@ def rng():
 
 @pytest.fixture
 def torch():
+    """PyTorch with float64 as its default dtype for the test, restored after it
+    (a process-wide setting: left at float64, it changed later tests' models)."""
     torch = pytest.importorskip("torch")
+    before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
-    return torch
+    yield torch
+    torch.set_default_dtype(before)
 
 
 def pytest_addoption(parser):
