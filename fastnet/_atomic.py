@@ -20,6 +20,9 @@ def save_npz(path, arrays, meta):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastnet-", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; the model gets the mode a plain open()
+        # would give it (an existing file's, else 0666 less the umask)
+        os.chmod(tmp, _file_mode(path))
         with os.fdopen(fd, "wb") as f:
             np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
             f.flush()
@@ -29,6 +32,21 @@ def save_npz(path, arrays, meta):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _file_mode(path):
+    """The permission bits for ``path``: the existing file's, else 0o666 less the
+    process's umask (read from /proc where it can be: setting and restoring the
+    umask to read it would race with other threads creating files)."""
+    with contextlib.suppress(OSError):
+        return os.stat(path).st_mode & 0o777
+    umask = 0o022
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+    return 0o666 & ~umask
 
 
 def load_npz(path, what="file"):

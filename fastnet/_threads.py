@@ -79,16 +79,18 @@ class FitGuard:
     predictions wait for each other.
 
     Any number of threads may predict at once (:meth:`reading`). A fit
-    (:meth:`writing`) waits for the predictions already running to finish, then
-    owns the weights until it returns: a prediction from another thread meanwhile,
-    or a second fit, raises ``RuntimeError`` instead of reading half-updated
-    weights. The fitting thread itself may predict (scikit-learn's early stopping
-    scores the validation set from inside ``fit``).
+    (:meth:`writing`) claims the estimator at once, waits for the predictions
+    already running to finish, then owns the weights until it returns: a
+    prediction from another thread meanwhile (also while the fit waits), or a
+    second fit, raises ``RuntimeError`` instead of reading half-updated weights.
+    The fitting thread itself may predict (scikit-learn's early stopping scores
+    the validation set from inside ``fit``).
     """
 
     def __init__(self):
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
+        self._held = {}  # thread ident -> its nested predictions
         self._writer = None
         self._depth = 0
 
@@ -103,14 +105,22 @@ class FitGuard:
     def reading(self):
         me = threading.get_ident()
         with self._cond:
-            if self._writer is not None and self._writer != me:
+            nested = self._held.get(me, 0)
+            # a prediction already running in this thread (score calls predict)
+            # goes on even if a fit has claimed the estimator meanwhile
+            if not nested and self._writer is not None and self._writer != me:
                 raise self._busy("predict")
+            self._held[me] = nested + 1
             self._readers += 1
         try:
             yield
         finally:
             with self._cond:
                 self._readers -= 1
+                if self._held[me] == 1:
+                    del self._held[me]
+                else:
+                    self._held[me] -= 1
                 if self._readers == 0:
                     self._cond.notify_all()
 
@@ -121,8 +131,10 @@ class FitGuard:
             if self._writer is not None and self._writer != me:
                 raise self._busy("fit")
             if self._writer is None:
-                self._cond.wait_for(lambda: self._readers == 0)
+                # claimed before waiting: predictions arriving from now on are
+                # refused, so a steady stream of them cannot hold a fit off forever
                 self._writer = me
+                self._cond.wait_for(lambda: self._readers == 0)
             self._depth += 1
         try:
             yield

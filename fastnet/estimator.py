@@ -197,6 +197,16 @@ class _FastnetMLP:
         with self._guard().writing(), thread_limit(self.n_threads):
             return super()._fit(X, y, sample_weight, incremental)
 
+    def predict(self, X):
+        """As scikit-learn's, under the fit guard (see the module docstring)."""
+        with self._guard().reading():
+            return super().predict(X)
+
+    def score(self, X, y, sample_weight=None):
+        """As scikit-learn's, under the fit guard (see the module docstring)."""
+        with self._guard().reading():
+            return super().score(X, y, sample_weight=sample_weight)
+
     def _guard(self):
         """This estimator's :class:`~fastnet._threads.FitGuard` (made on first use,
         never pickled): predictions from many threads at once, never during a fit
@@ -718,11 +728,12 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the
         fitted check is a cheap attribute test, which matters for single rows."""
-        if not hasattr(self, "coefs_"):
-            return super().predict_proba(X)  # raises scikit-learn's NotFittedError
-        y_pred = self._forward_pass_fast(X)
-        if self.n_outputs_ == 1:
-            y_pred = y_pred.ravel()
+        with self._guard().reading():
+            if not hasattr(self, "coefs_"):
+                return super().predict_proba(X)  # scikit-learn's NotFittedError
+            y_pred = self._forward_pass_fast(X)
+            if self.n_outputs_ == 1:
+                y_pred = y_pred.ravel()
         if y_pred.ndim == 1:
             return np.vstack([1 - y_pred, y_pred]).T
         return y_pred

@@ -12,18 +12,24 @@ install of the same name (``import fastnet`` finds a namespace package without
    ``$XDG_CACHE_HOME/fastnet`` when that is set, ``~/Library/Caches/fastnet`` on
    macOS, ``%LOCALAPPDATA%\\fastnet\\Cache`` on Windows).
 
-Inside it, each source folder gets a subfolder named by a hash of its path (Numba's
-rule), so a regular and an editable install never read each other's files, and
-each file's stamp (its content hash, or time and size on older Numba) keeps a
-changed source from loading stale code. Numba writes cache files through a
-temporary file and a rename, so processes compiling into one folder at once are
-safe. If the folder cannot be written (a read-only home, a sandbox), kernels
+Inside it, a folder named by a hash of every kernel source file's content (and the
+Numba version) holds this version's kernels: Numba's own stamp covers only the file
+that defines a kernel, while the whole-network kernels compile in code from other
+files (activations, losses, optimizers), which an upgrade may change. Below that,
+each source folder gets a subfolder named by a hash of its path (Numba's rule), so a
+regular and an editable install never read each other's files. Folders of older
+versions stay until removed by hand (each holds about 10 MB). Numba writes cache
+files through a temporary file and a rename, so processes compiling into one folder
+at once are safe. If the folder cannot be written (a read-only home, a sandbox), kernels
 compile in memory and a warning says so once.
 """
 
+import hashlib
 import os
+import pathlib
 import warnings
 
+import numba
 from numba.core import config
 from numba.core.caching import (
     CompileResultCacheImpl,
@@ -32,6 +38,20 @@ from numba.core.caching import (
     _SourceFileBackedLocatorMixin,
 )
 from numba.misc.appdirs import AppDirs
+
+
+def source_hash(folder=None):
+    """A short hash of the bytes of every kernel source file (in ``folder``, by
+    default this package's) and the Numba version."""
+    folder = pathlib.Path(folder or pathlib.Path(__file__).parent)
+    digest = hashlib.sha1(numba.__version__.encode())
+    for path in sorted(folder.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+SOURCE_HASH = source_hash()
 
 
 def cache_dir():
@@ -51,7 +71,7 @@ class _Locator(_SourceFileBackedLocatorMixin, _CacheLocator):
         self._py_file = py_file
         self._lineno = py_func.__code__.co_firstlineno
         self._cache_path = os.path.join(
-            cache_dir(), self.get_suitable_cache_subpath(py_file)
+            cache_dir(), SOURCE_HASH, self.get_suitable_cache_subpath(py_file)
         )
 
     def get_cache_path(self):
@@ -81,11 +101,12 @@ def attach(dispatcher):
     except RuntimeError:  # Numba's "no locator available": not writable
         if not _warned:
             _warned.append(True)
+            setting = "NUMBA_CACHE_DIR" if config.CACHE_DIR else "FASTNET_CACHE_DIR"
             warnings.warn(
                 f"fastnet cannot write its kernel cache folder {cache_dir()!r}; "
-                "kernels compile in memory in this process (set FASTNET_CACHE_DIR "
-                "to a writable folder to keep them between runs)",
+                f"kernels compile in memory in this process (set {setting} to a "
+                "writable folder to keep them between runs)",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=2,
             )
     return dispatcher

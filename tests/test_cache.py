@@ -54,7 +54,7 @@ def _cache_files(folder):
 def test_fastnet_cache_dir_chooses_the_folder(tmp_path):
     run = _run(tmp_path, FASTNET_CACHE_DIR=str(tmp_path / "cache"))
     assert run.returncode == 0, run.stderr
-    assert pathlib.Path(run.stdout.strip()).parent == tmp_path / "cache"
+    assert pathlib.Path(run.stdout.strip()).parents[1] == tmp_path / "cache"
     assert _cache_files(tmp_path / "cache"), "no cache files written"
 
 
@@ -75,7 +75,7 @@ def test_default_is_the_per_user_cache_folder(tmp_path):
         pytest.skip("the XDG convention is Linux's")
     run = _run(tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg"))
     assert run.returncode == 0, run.stderr
-    assert pathlib.Path(run.stdout.strip()).parent == tmp_path / "xdg" / "fastnet"
+    assert pathlib.Path(run.stdout.strip()).parents[1] == tmp_path / "xdg" / "fastnet"
     assert _cache_files(tmp_path / "xdg" / "fastnet")
 
 
@@ -95,3 +95,23 @@ def test_an_unwritable_cache_folder_warns_once_and_still_computes(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("cannot write its kernel cache folder") == 1, run.stderr
     assert run.stdout.strip() == ""  # the kernel is uncached, and it ran
+
+
+def test_a_changed_kernel_source_anywhere_gets_a_new_cache_folder(tmp_path):
+    # The whole-network kernels compile in code from other files (activations,
+    # losses); Numba's stamp only covers the file defining a kernel, so after an
+    # upgrade that changed activations.py the old machine code was loaded.
+    from fastnet.kernels import _cache
+
+    copy = tmp_path / "kernels"
+    copy.mkdir()
+    for path in pathlib.Path(_cache.__file__).parent.glob("*.py"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    assert _cache.source_hash(copy) == _cache.SOURCE_HASH
+    with open(copy / "activations.py", "a") as f:
+        f.write("\n# changed\n")
+    assert _cache.source_hash(copy) != _cache.SOURCE_HASH
+    assert (
+        _cache.SOURCE_HASH
+        in fastnet.kernels.mlp_epoch._cache._impl.locator.get_cache_path()
+    )

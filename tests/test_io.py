@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -223,3 +224,19 @@ def test_regressor_file_rejects_classifier_fields(tmp_path):
     path = tmp_path / "r.npz"
     fn.save(fn.MLPRegressor(max_iter=2).fit(X, y), path)
     assert isinstance(fn.load(path), fn.MLPRegressor)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_saved_files_get_the_umask_mode_or_keep_the_existing_one(tmp_path):
+    from fastnet._atomic import save_npz
+
+    old = os.umask(0o027)  # (restored below; this test runs in the main thread)
+    try:
+        save_npz(tmp_path / "new.npz", {"a": np.zeros(2)}, {})
+        assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o640
+        (tmp_path / "old.npz").write_bytes(b"")
+        os.chmod(tmp_path / "old.npz", 0o604)
+        save_npz(tmp_path / "old.npz", {"a": np.zeros(2)}, {})
+        assert (tmp_path / "old.npz").stat().st_mode & 0o777 == 0o604
+    finally:
+        os.umask(old)

@@ -210,3 +210,66 @@ def test_fit_waits_for_predictions_already_running():
     assert order == ["read", "fit"]
     with guard.writing(), guard.reading(), guard.writing():  # the fitter may nest
         pass
+
+
+def test_a_waiting_fit_refuses_new_predictions_so_it_cannot_starve():
+    guard = FitGuard()
+    reading, release, claimed = threading.Event(), threading.Event(), threading.Event()
+    order = []
+
+    def reader():
+        with guard.reading():
+            reading.set()
+            assert claimed.wait(timeout=60)
+            with guard.reading():  # a nested call of a running prediction goes on
+                order.append("nested read")
+            assert release.wait(timeout=60)
+
+    def writer():
+        with guard.writing():
+            order.append("fit")
+
+    r = threading.Thread(target=reader)
+    r.start()
+    assert reading.wait(timeout=60)
+    w = threading.Thread(target=writer)
+    w.start()
+    for _ in range(1000):  # until the fit has claimed the estimator
+        if guard._writer is not None:
+            break
+        w.join(timeout=0.01)
+    assert guard._writer is not None and order == []
+    # a new prediction from any other thread is refused, not queued before the fit
+    with pytest.raises(RuntimeError, match="being fitted in another thread"):
+        with guard.reading():
+            pass
+    claimed.set()
+    release.set()
+    r.join(timeout=60)
+    w.join(timeout=60)
+    assert order == ["nested read", "fit"]
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score"])
+def test_predicting_during_a_first_fit_is_the_clear_error(digits, method):
+    X, y = digits
+    est = fn.MLPClassifier((16,), max_iter=3, random_state=0)
+    inside, release = threading.Event(), threading.Event()
+
+    def hook(_):
+        inside.set()
+        release.wait(timeout=60)
+
+    est._fn_epoch_hook = hook
+    fitter = threading.Thread(target=est.fit, args=(X, y))
+    fitter.start()
+    try:
+        assert inside.wait(timeout=120)
+        args = (X[:5], y[:5]) if method == "score" else (X[:5],)
+        with pytest.raises(RuntimeError, match="being fitted in another thread"):
+            getattr(est, method)(*args)
+    finally:
+        est._fn_epoch_hook = None
+        release.set()
+        fitter.join()
+    assert est.predict(X[:5]).shape == (5,)
