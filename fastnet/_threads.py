@@ -101,28 +101,10 @@ class FitGuard:
             "sklearn.base.clone and fitted separately)"
         )
 
-    @contextlib.contextmanager
     def reading(self):
-        me = threading.get_ident()
-        with self._cond:
-            nested = self._held.get(me, 0)
-            # a prediction already running in this thread (score calls predict)
-            # goes on even if a fit has claimed the estimator meanwhile
-            if not nested and self._writer is not None and self._writer != me:
-                raise self._busy("predict")
-            self._held[me] = nested + 1
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._held[me] == 1:
-                    del self._held[me]
-                else:
-                    self._held[me] -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+        """A context manager for one prediction (a plain object, not a generator:
+        it is entered on every call, single rows included)."""
+        return _Reading(self)
 
     @contextlib.contextmanager
     def writing(self):
@@ -143,3 +125,36 @@ class FitGuard:
                 self._depth -= 1
                 if self._depth == 0:
                     self._writer = None
+
+
+class _Reading:
+    """:meth:`FitGuard.reading`: enter counts a prediction of this thread, exit
+    uncounts it. A prediction already running in this thread (score calls
+    predict) goes on even if a fit has claimed the estimator meanwhile."""
+
+    __slots__ = ("guard", "me")
+
+    def __init__(self, guard):
+        self.guard = guard
+
+    def __enter__(self):
+        guard = self.guard
+        self.me = me = threading.get_ident()
+        with guard._cond:
+            nested = guard._held.get(me, 0)
+            if not nested and guard._writer is not None and guard._writer != me:
+                raise guard._busy("predict")
+            guard._held[me] = nested + 1
+            guard._readers += 1
+
+    def __exit__(self, *exc):
+        guard, me = self.guard, self.me
+        with guard._cond:
+            guard._readers -= 1
+            if guard._held[me] == 1:
+                del guard._held[me]
+            else:
+                guard._held[me] -= 1
+            if guard._readers == 0:
+                guard._cond.notify_all()
+        return False

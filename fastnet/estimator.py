@@ -572,7 +572,9 @@ class _FastnetMLP:
             if hasattr(X, "toarray"):
                 X = X.toarray()
             X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
-        with self._guard().reading(), thread_limit(self.n_threads):
+        # (no guard here: predict, predict_proba and score hold it already, and
+        # scikit-learn's early stopping calls this from inside the fit)
+        with thread_limit(self.n_threads):
             return self._compiled_forward(X, self._network())
 
     def _compiled_forward(self, X, net):
