@@ -35,6 +35,7 @@ _LAZY = {
     "SigmoidBinaryCrossEntropy": "losses",
     "SoftmaxCrossEntropy": "losses",
     "Sequential": "sequential",
+    "TabularModel": "prepare",
     "History": "train",
     "Trainer": "train",
 }

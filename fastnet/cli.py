@@ -1,178 +1,195 @@
-"""The ``fastnet`` command: ``train``, ``predict`` and ``bench``.
+"""The ``fastnet`` command: ``train``, ``predict``, ``info`` and ``bench``.
 
-Errors (a missing file, an unknown column, a cell that is not a number, a model and
-data of different widths) print one line on stderr and exit non-zero; never a
-traceback.
+``train`` reads a CSV/TSV/semicolon file (with or without a header) or an ``.npz``,
+says which task it infers and why, prepares the columns (numbers median-imputed and
+standardised, text one-hot encoded: :mod:`fastnet.prepare`), trains on 75 % of the
+rows and reports the held-out score; the model file holds the preparation, so
+``predict`` takes raw rows of the same kind of file.
+
+Every failure prints one line on stderr and exits with 2; never a traceback, and
+never a model file overwritten by a run that then fails.
 """
 
 import argparse
 import csv
-import math
+import datetime
 import os
 import sys
 import time
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from . import io
-from ._atomic import load_npz, save_npz
-from .estimator import (
-    HIDDEN_ACTIVATIONS,
-    NON_FINITE_WEIGHTS,
-    MLPClassifier,
-    MLPRegressor,
-)
+from ._version import __version__
+from .table import TableError, few, read_table
+
+#: integer targets with at most this many values are classes unless --task says
+MAX_CLASSES_ALWAYS = 20
+HELD_OUT = 0.25
 
 
 class CliError(Exception):
     """A problem with the command's input, reported as one line."""
 
 
+def _pd():
+    import pandas as pd
+
+    return pd
+
+
 # -- data ------------------------------------------------------------------------------
-def _read_csv(path, target):
-    """(X, y or None, feature names, target name) from a CSV file with a header row.
+def _digits():
+    """The digits data scikit-learn ships, as a table with named columns."""
+    from sklearn.datasets import load_digits
 
-    ``target``: the target column's name; ``None`` means the last column. With
-    ``target=False`` every column is a feature.
-    """
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CliError(f"{path} is not a readable CSV file: {exc}") from exc
-    if not rows:
-        raise CliError(f"{path} is empty")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
-    body = [r for r in body if r and any(c.strip() for c in r)]
-    if not body:
-        raise CliError(f"{path} has a header but no data rows")
-    if target is None:
-        t = len(header) - 1
-    elif target is False:
-        t = None
-    elif target in header:
-        t = header.index(target)
-    else:
-        raise CliError(
-            f"{path} has no column {target!r}; its columns are {', '.join(header)}"
-        )
-    features = [h for i, h in enumerate(header) if i != t]
-    if not features:
-        raise CliError(f"{path} has no feature columns besides the target")
-    X = np.empty((len(body), len(features)))
-    y = []
-    for r, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise CliError(
-                f"{path}: row {r} has {len(row)} cells, the header has {len(header)}"
-            )
-        j = 0
-        for i, cell in enumerate(row):
-            if i == t:
-                y.append(cell.strip())
-                continue
-            try:
-                X[r - 2, j] = float(cell)
-            except ValueError:
-                raise CliError(
-                    f"{path}: row {r}, column {header[i]!r}: {cell!r} is not a number"
-                ) from None
-            if not math.isfinite(X[r - 2, j]):
-                raise CliError(
-                    f"{path}: row {r}, column {header[i]!r}: {cell!r} is not finite"
-                )
-            j += 1
-    return (
-        X,
-        (np.array(y) if t is not None else None),
-        features,
-        (header[t] if t is not None else None),
+    from .table import Table
+
+    digits = load_digits()
+    frame = _pd().DataFrame(
+        digits.data, columns=[f"pixel{i}" for i in range(digits.data.shape[1])]
     )
+    frame["digit"] = digits.target
+    return Table(frame, "the digits data", True, ",")
 
 
-def _csv_header(path):
-    try:
-        with open(path, newline="") as f:
-            return [h.strip() for h in next(csv.reader(f), [])]
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CliError(f"{path} is not a readable CSV file: {exc}") from exc
+def _target_name(table, target):
+    """The target column's name: ``--target`` as a name, or as a 1-based position
+    in a file without a header; the last column by default."""
+    names = list(table.frame.columns)
+    if target is None:
+        return names[-1]
+    if target in names:
+        return target
+    if target.isdigit() and not table.header and 1 <= int(target) <= len(names):
+        return names[int(target) - 1]
+    hint = (
+        f"its columns are {few(names)}"
+        if table.header
+        else f"it has no header: name the target by position, 1 to {len(names)}"
+    )
+    raise CliError(f"{table.path} has no column {target!r}; {hint}")
 
 
-def _read_npz(path, need_y):
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "X" not in data.files or (need_y and "y" not in data.files):
-                raise CliError(
-                    f"{path} must hold arrays named 'X'"
-                    + (" and 'y'" if need_y else "")
-                )
-            X = data["X"]
-            y = data["y"] if "y" in data.files else None
-    except CliError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path}: {exc}") from exc
-    if X.ndim != 2 or X.dtype.kind not in "biuf":
-        raise CliError(
-            f"{path}: X must be a 2-D numeric array, got {X.dtype} {X.shape}"
-        )
-    names = [f"x{i}" for i in range(X.shape[1])]
-    return X.astype(np.float64), y, names, "y"
+def infer_task(y, name):
+    """('classify' or 'regress', why) for the target column ``y`` (no missing
+    values): text is classes; non-integer numbers are regressed; integers are classes
+    when there are at most MAX_CLASSES_ALWAYS of them or they are the codes 0..k-1,
+    else regressed (an age, a count, a price)."""
+    pd = _pd()
+    distinct = int(y.nunique())
+    rows = f"{distinct} values in {len(y):,} rows"
+    if pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
+        return "classify", f"target {name!r} is text with {rows}"
+    values = y.to_numpy(dtype=np.float64)
+    if not np.all(values == np.round(values)):
+        return "regress", f"target {name!r} has non-integer numbers"
+    why = f"target {name!r} has {distinct} integer values in {len(y):,} rows"
+    if distinct <= MAX_CLASSES_ALWAYS:
+        return "classify", why
+    labels = np.unique(values)
+    if labels[0] == 0 and labels[-1] == distinct - 1 and len(y) >= 5 * distinct:
+        return "classify", why + f", the codes 0 to {distinct - 1}"
+    return "regress", why
 
 
-def _load_data(path, target, need_y=True):
-    if path is None:
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        names = [f"pixel{i}" for i in range(digits.data.shape[1])]
-        return digits.data, digits.target, names, "digit"
-    if not os.path.exists(path):
-        raise CliError(f"no such file: {path}")
-    if path.endswith(".npz"):
-        return _read_npz(path, need_y)
-    return _read_csv(path, target)
+def _labels(y):
+    """Class labels: integers where the column holds whole numbers, else text."""
+    pd = _pd()
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        values = y.to_numpy(dtype=np.float64)
+        if np.all(values == np.round(values)):
+            return values.astype(np.int64)
+        return values
+    return y.astype(str).str.strip().to_numpy(dtype=str)
 
 
-def _infer_task(y):
-    """'regress' for targets that are real numbers, else 'classify'."""
-    try:
-        values = y.astype(np.float64)
-    except ValueError:
-        return "classify"
-    if np.all(values == np.round(values)) and len(np.unique(values)) <= max(
-        20, len(y) // 20
-    ):
-        return "classify"
-    return "regress"
-
-
-def _targets(y, task, path):
-    if task == "regress":
-        try:
-            return y.astype(np.float64)
-        except ValueError:
+def _regress_target(y, table, name):
+    pd = _pd()
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        values = pd.to_numeric(y, errors="coerce")
+        bad = values.isna()
+        if bad.any():
+            i = bad.idxmax()
             raise CliError(
-                f"{path or 'data'}: the target must be numeric to regress"
-            ) from None
-    if y.dtype.kind in "U":
-        try:
-            as_int = y.astype(np.int64)
-            if np.array_equal(as_int.astype(str), y):
-                return as_int
-        except ValueError:
-            pass
-    return y
+                f"{table.path}: line {table.line(i)}, target {name!r}: {y[i]!r} "
+                "is not a number, and regression needs numbers (--task classify?)"
+            )
+        y = values
+    values = y.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        i = int(np.argmax(~np.isfinite(values)))
+        raise CliError(
+            f"{table.path}: line {table.line(y.index[i])}, target {name!r}: "
+            f"{values[i]} is not finite"
+        )
+    return values
+
+
+def _check_writable(path, what):
+    """Refuse, before any training, an output path that cannot be written."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise CliError(f"{what} {path} is a folder")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise CliError(f"{what} {path}: no such folder {folder}")
+    if not os.access(folder, os.W_OK) or (
+        os.path.exists(path) and not os.access(path, os.W_OK)
+    ):
+        raise CliError(f"{what} {path}: permission denied")
+
+
+def _note_missing(prep, frame, say):
+    missing = prep.missing(frame)
+    if missing:
+        cells = sum(missing.values())
+        by = few([f"{k} ({v})" for k, v in missing.items()])
+        say(f"imputed {cells} missing cell{'s' * (cells > 1)}: {by}")
+
+
+def _first_missing(table, frame):
+    """(line, column) of the first missing cell in ``frame``."""
+    mask = frame.isna().to_numpy()
+    r, c = np.argwhere(mask)[0]
+    return table.line(frame.index[r]), frame.columns[c]
+
+
+def _check_numbers(table, frame, numeric):
+    """Refuse a cell that is not a number in a numeric column of ``frame``."""
+    pd = _pd()
+    for name in numeric:
+        col = frame[name]
+        if not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(
+            col
+        ):
+            values = pd.to_numeric(col.astype(str).str.strip(), errors="coerce")
+            bad = values.isna() & col.notna()
+            if bad.any():
+                i = bad.idxmax()
+                raise CliError(
+                    f"{table.path}: line {table.line(i)}, column {name!r}: "
+                    f"{col[i]!r} is not a number"
+                )
+            values = values.to_numpy(dtype=np.float64)
+        else:
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isinf(values).any():
+            i = int(np.argmax(np.isinf(values)))
+            raise CliError(
+                f"{table.path}: line {table.line(frame.index[i])}, column {name!r}: "
+                f"{values[i]} is not finite"
+            )
 
 
 # -- checkpoints -----------------------------------------------------------------------
-def _save_checkpoint(est, path, meta_user):
-    arrays, meta = io._estimator_state(est)
+def _save_checkpoint(model, path, info):
+    """The model (preparation and estimator) with the optimizer's state, the random
+    generator's and the sample order: enough to continue bit for bit."""
+    from . import io
+    from ._atomic import save_npz
+
+    est = model.estimator
+    arrays, meta = io._tabular_state(model)
     opt = est._optimizer.state_dict()
     for name, slots in opt.pop("slots").items():
         arrays.update({f"opt/{name}/{s}": a for s, a in slots.items()})
@@ -182,8 +199,8 @@ def _save_checkpoint(est, path, meta_user):
     meta.update(
         format=io.FORMAT,
         producer="fastnet",
-        fastnet_version=io.__version__,
-        user=meta_user,
+        fastnet_version=__version__,
+        user=info,
         checkpoint={
             "optimizer": opt,
             "rng": [kind, int(pos), int(has_gauss), float(cached)],
@@ -195,11 +212,15 @@ def _save_checkpoint(est, path, meta_user):
 
 
 def _resume_from(path):
-    """(estimator, restore callback, command metadata) from a checkpoint."""
-    est = io.load(path)
+    """(model, restore callback, info) from a checkpoint."""
+    from . import io
+    from ._atomic import load_npz
+    from .prepare import TabularModel
+
+    model = io.load(path)
     arrays, meta = load_npz(path, "checkpoint")
     state = meta.get("checkpoint")
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not isinstance(model, TabularModel):
         raise CliError(f"{path} is a model file, not a training checkpoint")
     slots = {}
     for key, a in arrays.items():
@@ -218,56 +239,197 @@ def _resume_from(path):
             raise CliError("the checkpoint was made on other data")
         return order
 
-    return est, restore, meta.get("user", {})
+    model.estimator.n_iter_ = state["n_iter"]
+    return model, restore, meta.get("user", {})
 
 
-# -- commands --------------------------------------------------------------------------
+# -- train -----------------------------------------------------------------------------
 def _train(args):
-    X, y, features, target = _load_data(args.data, args.target)
-    if y is None:
-        raise CliError("training needs a target column")
-    task = args.task or _infer_task(y)
-    y = _targets(y, task, args.data)
-    if task == "classify" and len(np.unique(y)) < 2:
-        # (the estimator fits a constant model, as scikit-learn's does; here it is
-        # almost surely the wrong target column)
-        raise CliError(
-            f"{args.data or 'data'}: the target has one class only ({y[0]}); "
-            "classifying needs at least 2"
-        )
-    if len(y) < 4:
-        raise CliError(f"{args.data}: {len(y)} rows are too few to train and evaluate")
-    stratify = (
-        y
-        if task == "classify" and np.min(np.unique(y, return_counts=True)[1]) >= 2
-        else None
+    from .prepare import Preparation, TabularModel, column_kinds
+
+    say = print
+    for path, what in ((args.out, "--out"), (args.plot, "--plot")):
+        if path:
+            _check_writable(path, what)
+    if args.checkpoint:
+        _check_writable(args.checkpoint, "--checkpoint")
+    if args.plot:
+        _require_matplotlib()
+    if args.resume and not (args.checkpoint and os.path.exists(args.checkpoint)):
+        raise CliError("--resume needs --checkpoint PATH of an earlier run")
+
+    table = (
+        _digits()
+        if args.data is None
+        else read_table(args.data, sep=args.sep, header=args.header)
     )
-    Xtr, Xte, ytr, yte = train_test_split(
-        X, y, test_size=0.25, random_state=args.seed, stratify=stratify
-    )
-    user = {"features": features, "target": target, "task": task}
+    frame = table.frame
     if args.resume:
-        if not args.checkpoint or not os.path.exists(args.checkpoint):
-            raise CliError("--resume needs --checkpoint PATH of an earlier run")
-        est, restore, user = _resume_from(args.checkpoint)
+        model, restore, info = _resume_from(args.checkpoint)
+        if info.get("data_columns") != list(frame.columns):
+            raise CliError(
+                f"{table.path} does not have the columns of the checkpoint's data"
+            )
+        target, task = info["target"], info["task"]
+        prep = model.preparation
+        seed = info["seed"]
+    else:
+        target = _target_name(table, args.target)
+        seed = args.seed
+    dropped = [c.strip() for c in (args.drop or "").split(",") if c.strip()]
+    unknown = [c for c in dropped if c not in frame.columns]
+    if unknown:
+        raise CliError(f"--drop: {table.path} has no column {few(unknown)}")
+    if target in dropped:
+        raise CliError(f"--drop names the target {target!r}")
+    features = [c for c in frame.columns if c != target and c not in dropped]
+    if not features:
+        raise CliError(f"{table.path} has no feature columns besides the target")
+
+    lost = frame[target].isna()
+    if lost.all():
+        raise CliError(f"{table.path}: the target {target!r} has no values")
+    if lost.any():
+        say(f"dropped {int(lost.sum())} rows whose target {target!r} is missing")
+        frame = frame[~lost]
+    y_raw = frame[target]
+    if not args.resume:
+        task, why = infer_task(y_raw, target)
+        if args.task:
+            task, why = args.task, "--task"
+        say(f"task: {'classification' if task == 'classify' else 'regression'} ({why})")
+    if task == "classify":
+        y = _labels(y_raw)
+        classes, counts = np.unique(y, return_counts=True)
+        if len(classes) < 2:
+            # (the estimator fits a constant model, as scikit-learn's does; here it
+            # is almost surely the wrong target column)
+            raise CliError(
+                f"{table.path}: the target has one class only ({classes[0]}); "
+                "classifying needs at least 2"
+            )
+    else:
+        y = _regress_target(y_raw, table, target)
+    if len(y) < 4:
+        raise CliError(f"{table.path}: {len(y)} rows are too few to train and evaluate")
+
+    if not args.resume:
+        numeric, categorical = column_kinds(table, features)
+        prep = Preparation(
+            features, numeric, categorical, impute=args.impute, scale=args.scale
+        )
+    else:
+        numeric = prep.numeric
+    _check_numbers(table, frame, numeric)
+    if prep.impute:
+        _note_missing(prep, frame, say)
+    elif frame[features].isna().to_numpy().any():
+        line, column = _first_missing(table, frame[features])
+        raise CliError(
+            f"{table.path}: line {line}, column {column!r} is empty (--no-impute)"
+        )
+
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if task == "classify" and counts.min() >= 2 else None
+    rows = np.arange(len(y))
+    tr, te = train_test_split(
+        rows, test_size=HELD_OUT, random_state=seed, stratify=stratify
+    )
+    if not args.resume:
+        prep.fit(frame.iloc[tr])
+    X = prep.transform(frame)
+    Xtr, Xte, ytr, yte = X[tr], X[te], y[tr], y[te]
+
+    if args.resume:
+        est = model.estimator
+        done = est.n_iter_
+        if args.epochs is not None:
+            if args.epochs <= done:
+                raise CliError(
+                    f"the checkpoint has trained {done} epochs already: --epochs "
+                    "counts all epochs, so give more"
+                )
+            est.set_params(max_iter=args.epochs)
         est.set_params(warm_start=True)
         est._fn_resume = restore
     else:
+        from .estimator import MLPClassifier, MLPRegressor
+
+        done = 0
         cls = MLPClassifier if task == "classify" else MLPRegressor
         est = cls(
             hidden_layer_sizes=args.hidden,
             activation=args.activation,
             solver=args.solver,
-            max_iter=args.epochs,
+            max_iter=args.epochs or 100,
             batch_size=args.batch_size,
             learning_rate_init=args.lr,
-            random_state=args.seed,
+            random_state=seed,
         )
+        shift, scale = 0.0, 1.0
+        if task == "regress":  # train on a standardised target, map back
+            shift, scale = float(ytr.mean()), float(ytr.std()) or 1.0
+        model = TabularModel(prep, est, target, shift, scale)
+        info = {
+            "data": table.path,
+            "data_columns": [str(c) for c in table.frame.columns],
+            "header": table.header,
+            "sep": table.sep,
+            "target": target,
+            "target_position": list(table.frame.columns).index(target),
+            "task": task,
+            "why": why,
+            "seed": seed,
+        }
+    fit_y = ytr if task == "classify" else (ytr - model.shift) / model.scale
+    fit_yte = yte if task == "classify" else (yte - model.shift) / model.scale
+    history = _fit_with_progress(est, Xtr, fit_y, Xte, fit_yte, args, model, info, done)
+    est.set_params(warm_start=False)
+
+    metric = "accuracy" if task == "classify" else "R^2"
+    score = est.score(Xte, fit_yte)
+    result = f"held-out {metric} {score:.4f}"
+    info.update(
+        train_rows=len(tr),
+        held_out_rows=len(te),
+        metric=metric,
+        score=float(score),
+        epochs=int(est.n_iter_),
+        stopped=history["why"],
+        trained_at=datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+    )
+    if task == "regress":
+        mae = float(np.mean(np.abs(model.predict(frame.iloc[te]) - yte)))
+        info["mae"] = mae
+        result += f", MAE {mae:.6g}"
+    print(f"{result} ({len(te)} rows, {HELD_OUT:.0%} held out)")
+    print(f"trained in {history['seconds']:.2f} s: {history['why']}")
+    if args.plot:
+        _plot(history, metric, args.plot, f"{type(est).__name__} on {table.path}")
+        print(f"saved plot to {args.plot}")
+    from . import io
+
+    io.save(model, args.out, metadata=info)
+    print(f"saved model to {args.out}")
+    return 0
+
+
+def _fit_with_progress(est, Xtr, ytr, Xte, yte, args, model, info, done):
+    """Fit with a progress bar that ends where training stops and says why."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from tqdm.auto import tqdm
 
-    history = {"loss": [], "held_out": []}
-    bar = tqdm(total=est.max_iter, desc="training", unit="epoch", file=sys.stderr)
-    bar.update(getattr(est, "n_iter_", 0) if args.resume else 0)
+    from .estimator import NON_FINITE_WEIGHTS
+
+    history = {"loss": [], "held_out": [], "first": done + 1}
+    bar = tqdm(
+        total=est.max_iter, initial=done, desc="training", unit="epoch", file=sys.stderr
+    )
 
     def on_epoch(e):
         history["loss"].append(e.loss_)
@@ -276,113 +438,268 @@ def _train(args):
         bar.set_postfix(loss=f"{e.loss_:.4g}", refresh=False)
         bar.update(1)
         if args.checkpoint:
-            _save_checkpoint(e, args.checkpoint, user)
+            _save_checkpoint(model, args.checkpoint, info)
 
     est._fn_epoch_hook = on_epoch
     began = time.perf_counter()
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        try:
-            est.fit(Xtr, ytr)
-        except ValueError as exc:
-            if not str(exc).startswith(NON_FINITE_WEIGHTS):
-                raise
-            bar.close()
-            raise CliError(
-                "training diverged (the weights became NaN or infinite): lower --lr"
-            ) from None
-    seconds = time.perf_counter() - began
-    bar.close()
-    est._fn_epoch_hook = None
-    est.set_params(warm_start=False)
-    score = est.score(Xte, yte)
-    metric = "accuracy" if task == "classify" else "R^2"
-    print(f"held-out {metric} {score:.4f} ({len(yte)} rows, 25% held out)")
-    print(f"trained in {seconds:.2f} s ({est.n_iter_} epochs)")
-    io.save(est, args.out, metadata=user)
-    print(f"saved model to {args.out}")
-    if args.plot:
-        _plot(history, est, metric, args.plot)
-        print(f"saved plot to {args.plot}")
-    return 0
-
-
-def _plot(history, est, metric, path):
     try:
-        import matplotlib
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(Xtr, ytr)
+    except ValueError as exc:
+        if not str(exc).startswith(NON_FINITE_WEIGHTS):
+            raise
+        raise CliError(
+            "training diverged (the weights became NaN or infinite): lower --lr"
+        ) from None
+    finally:
+        est._fn_epoch_hook = None
+        history["seconds"] = time.perf_counter() - began
+        if est.solver == "lbfgs" and not history["loss"]:  # no epochs: iterations
+            bar.update(est.n_iter_ - done)
+            history["loss"] = list(getattr(est, "loss_curve_", []))
+        bar.total = bar.n  # the bar ends where training stopped
+        bar.refresh()
+        bar.close()
+    n = est.n_iter_
+    if est.solver == "lbfgs":
+        why = f"{n} iterations, " + (
+            "L-BFGS converged"
+            if n < est.max_iter
+            else f"--epochs {est.max_iter} reached"
+        )
+    elif n < est.max_iter:
+        why = (
+            f"stopped at epoch {n} of {est.max_iter}: the training loss improved by "
+            f"less than {est.tol:g} for {est.n_iter_no_change} epochs"
+        )
+    else:
+        why = f"{n} epochs (--epochs)"
+    history["why"] = why
+    return history
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def _require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
     except ImportError:
         raise CliError("--plot needs matplotlib: pip install 'fastnet[plot]'") from None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    losses = getattr(est, "loss_curve_", None) or history["loss"]
-    ax.plot(range(1, len(losses) + 1), losses, label="training loss")
+
+
+def _plot(history, metric, path, title):
+    """Training loss and held-out score over the same epochs; a log loss axis
+    when the loss spans more than a decade."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loss = history["loss"]
+    epochs = np.arange(history["first"], history["first"] + len(loss))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines = ax.plot(epochs, loss, color="C0", label="training loss")
+    if min(loss) > 0 and max(loss) / min(loss) > 10:
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    if history["held_out"]:
+    ax.set_ylabel("training loss")
+    held = history["held_out"]
+    if held:
         ax2 = ax.twinx()
-        ax2.plot(
-            range(1, len(history["held_out"]) + 1),
-            history["held_out"],
-            color="C1",
-            label=f"held-out {metric}",
-        )
+        lines += ax2.plot(epochs, held, color="C1", label=f"held-out {metric}")
         ax2.set_ylabel(f"held-out {metric}")
-        fig.legend(loc="upper center")
-    fig.tight_layout()
-    fig.savefig(path)
+    ax.set_title(title)
+    ax.legend(
+        lines,
+        [ln.get_label() for ln in lines],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=2,
+        frameon=False,
+    )
+    fig.savefig(path, bbox_inches="tight", dpi=100)
     plt.close(fig)
 
 
-def _predict(args):
-    if not os.path.exists(args.model):
-        raise CliError(f"no such file: {args.model}")
-    try:
-        model = io.load(args.model)
-        user = io.read_metadata(args.model)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    if not isinstance(model, (MLPClassifier, MLPRegressor)):
-        raise CliError(f"{args.model} holds a {type(model).__name__}, not an estimator")
-    features = user.get("features")
-    if args.data.endswith(".npz"):
-        X, _, _, _ = _load_data(args.data, None, need_y=False)
-    else:
-        target = user.get("target")
-        if not (target and target in _csv_header(args.data)):
-            target = False  # no target column: every column is a feature
-        X, _, names, _ = _load_data(args.data, target, need_y=False)
-        if features:
-            missing = [f for f in features if f not in names]
-            if missing:
-                raise CliError(
-                    f"{args.data} lacks the column(s) {', '.join(missing)} the model "
-                    "was trained on"
-                )
-            X = X[:, [names.index(f) for f in features]]
-    if X.shape[1] != model.n_features_in_:
+# -- predict ---------------------------------------------------------------------------
+def _load_model(path):
+    """(TabularModel, info) from a model file; a bare estimator's file (saved with
+    fastnet.save) gets a preparation that passes its columns through."""
+    from . import io
+    from .estimator import MLPClassifier, MLPRegressor
+    from .prepare import Preparation, TabularModel
+
+    if not os.path.exists(path):
+        raise CliError(f"no such file: {path}")
+    model = io.load(path)
+    info = io.read_metadata(path)
+    if isinstance(model, (MLPClassifier, MLPRegressor)):
+        n = model.n_features_in_
+        names = info.get("features") or (
+            list(model.feature_names_in_)
+            if hasattr(model, "feature_names_in_")
+            else [f"x{i}" for i in range(n)]
+        )
+        if len(names) != n:
+            names = [f"x{i}" for i in range(n)]
+        plain = {"features": names, "numeric": names, "categorical": []}
+        prep = Preparation.from_state({}, {**plain, "impute": False, "scale": False})
+        model = TabularModel(prep, model, info.get("target"))
+    elif not isinstance(model, TabularModel):
+        raise CliError(f"{path} holds a {type(model).__name__}, not a trained model")
+    return model, info
+
+
+def _match_columns(table, model, info):
+    """The rows' feature columns: by name when the header holds the model's names,
+    by position when the file has no header and its width fits."""
+    frame, features = table.frame, model.preparation.features
+    names = list(frame.columns)
+    if table.path.endswith(".npz"):
+        x = [c for c in names if c != "y"]
+        if len(x) == len(features):
+            return frame[x].set_axis(features, axis=1)
         raise CliError(
-            f"the model expects {model.n_features_in_} features, {args.data} has "
-            f"{X.shape[1]}"
+            f"the model expects {len(features)} features, {table.path} has {len(x)}"
+        )
+    if table.header and all(f in names for f in features):
+        extra = [c for c in names if c not in features and c != model.target]
+        if extra:
+            print(
+                f"fastnet: ignoring columns the model does not use: {few(extra)}",
+                file=sys.stderr,
+            )
+        return frame[features]
+    must = (
+        f"{len(features)} columns named {few(features)} (with a header), or "
+        f"{len(features)} columns without a header, in the training order"
+    )
+    if not table.header:
+        if len(names) == len(features):
+            return frame.set_axis(features, axis=1)
+        pos, width = info.get("target_position"), len(info.get("data_columns", ()))
+        if pos is not None and width == len(names) == len(features) + 1:
+            return frame.drop(columns=names[pos]).set_axis(features, axis=1)
+        raise CliError(
+            f"{table.path} has {len(names)} columns and no header; the model needs "
+            f"{must}"
+        )
+    missing = [f for f in features if f not in names]
+    raise CliError(
+        f"{table.path} lacks {len(missing)} of the model's columns ({few(missing)}); "
+        f"the file must hold {must}"
+    )
+
+
+def _predict(args):
+    model, info = _load_model(args.model)
+    if args.proba and not model.is_classifier:
+        raise CliError("--proba needs a classifier model")
+    table = read_table(args.data, sep=args.sep, header=args.header)
+    frame = _match_columns(table, model, info)
+    prep = model.preparation
+    _check_numbers(table, frame, prep.numeric)
+
+    def say(msg):
+        print(f"fastnet: {msg}", file=sys.stderr)
+
+    if prep.impute:
+        _note_missing(prep, frame, say)
+    elif frame.isna().to_numpy().any():
+        line, column = _first_missing(table, frame)
+        raise CliError(
+            f"{table.path}: line {line}, column {column!r} is empty, and the model "
+            "was trained without imputation"
+        )
+    for name, new in prep.unseen(frame).items():
+        say(
+            f"column {name!r}: categories not seen in training ({few(new)}) "
+            "encode as zeros"
         )
     out = sys.stdout
+    writer = csv.writer(out, lineterminator="\n")
     if args.proba:
-        if not hasattr(model, "predict_proba"):
-            raise CliError("--proba needs a classifier model")
-        proba = model.predict_proba(X)
-        out.write(",".join(str(c) for c in model.classes_) + "\n")
+        proba = model.predict_proba(frame)
+        writer.writerow([str(c) for c in model.classes_])
         for row in proba:
-            out.write(",".join(f"{p:.6g}" for p in row) + "\n")
+            writer.writerow([f"{p:.6g}" for p in row])
     else:
-        for value in model.predict(X):
-            out.write(
-                f"{value}\n" if not isinstance(value, float) else f"{value:.6g}\n"
+        values = model.predict(frame)
+        if model.is_classifier:
+            for v in values:
+                writer.writerow([v])
+        else:
+            out.write("".join(f"{v:.6g}\n" for v in values))
+    return 0
+
+
+# -- info ------------------------------------------------------------------------------
+def _info(args):
+    model, info = _load_model(args.model)
+    est = model.estimator
+    sizes = [est.coefs_[0].shape[0], *(W.shape[1] for W in est.coefs_)]
+    weights = sum(
+        W.size + b.size for W, b in zip(est.coefs_, est.intercepts_, strict=True)
+    )
+    from . import io
+
+    _, meta = io.load_npz(args.model, "model file")
+    version = meta.get("fastnet_version", "?")
+    when = info.get("trained_at")
+    lines = [
+        (
+            "model",
+            f"{type(est).__name__}, fastnet {version}"
+            + (f", trained {when}" if when else ""),
+        ),
+        (
+            "layers",
+            " -> ".join(str(s) for s in sizes)
+            + f" ({est.activation}; {est.out_activation_} output), {weights:,} "
+            f"weights, {est.coefs_[0].dtype}",
+        ),
+    ]
+    if model.is_classifier:
+        lines.append(
+            ("classes", f"{few(list(est.classes_), 10)} ({len(est.classes_)})")
+        )
+    if model.target is not None:
+        t = f"{model.target!r}"
+        if not model.is_classifier and (model.shift, model.scale) != (0.0, 1.0):
+            t += (
+                f" (trained standardised: mean {model.shift:.6g}, sd {model.scale:.6g})"
             )
+        lines.append(("target", t))
+    if "why" in info:
+        task = "classification" if info["task"] == "classify" else "regression"
+        lines.append(("task", f"{task} ({info['why']})"))
+    if "train_rows" in info:
+        lines.append(("data", f"{info['data']}: {info['train_rows']:,} training rows"))
+        score = f"{info['metric']} {info['score']:.4f}"
+        if "mae" in info:
+            score += f", MAE {info['mae']:.6g}"
+        lines.append(("held-out", f"{score} on {info['held_out_rows']:,} rows"))
+    p = est.get_params()
+    lines.append(
+        (
+            "training",
+            f"{est.solver}, learning rate {p['learning_rate_init']:g}, batch "
+            f"{p['batch_size']}, alpha {p['alpha']:g}; "
+            + info.get("stopped", f"{est.n_iter_} epochs"),
+        )
+    )
+    prep = model.preparation
+    described = prep.describe()
+    lines.append(
+        ("features", f"{len(prep.features)} -> {est.n_features_in_} prepared columns")
+    )
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    show = described if args.all else described[:30]
+    for line in show:
+        print(f"{'':<{width}}  {line}")
+    if len(show) < len(described):
+        print(f"{'':<{width}}  ... {len(described) - len(show)} more (--all)")
     return 0
 
 
@@ -392,6 +709,7 @@ def _bench(args):
     return _bench.main(quick=args.quick)
 
 
+# -- arguments -------------------------------------------------------------------------
 def _hidden(text):
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
@@ -423,33 +741,109 @@ def _positive(kind):
     return parse
 
 
+def _sep(text):
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    sep = named.get(text.lower(), text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(
+            f"--sep takes one character (or tab, comma, semicolon), got {text!r}"
+        )
+    return sep
+
+
+def _reading(p):
+    p.add_argument(
+        "--sep", type=_sep, help="delimiter: , ; tab or | (default: detected)"
+    )
+    h = p.add_mutually_exclusive_group()
+    h.add_argument(
+        "--header",
+        dest="header",
+        action="store_true",
+        default=None,
+        help="the first row names the columns (default: detected)",
+    )
+    h.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_false",
+        help="the first row is data; columns are col1, col2, ...",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="fastnet", description="Fast MLPs on the CPU.")
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a model (default: the digits data)")
-    t.add_argument("--data", help="CSV with a header row, or .npz with X and y")
-    t.add_argument("--target", help="target column of the CSV (default: the last)")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = _Parser(prog="fastnet", description="Fast MLPs on the CPU.")
+    p.add_argument("--version", action="version", version=f"fastnet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser(
+        "train", help="train a model (default: the digits data)", formatter_class=fmt
+    )
     t.add_argument(
-        "--task", choices=["classify", "regress"], help="inferred when absent"
+        "--data", help="CSV/TSV file, or .npz with X and y (default: the digits data)"
+    )
+    t.add_argument(
+        "--target",
+        help="target column: a name, or a position 1..n in a file without a header "
+        "(default: the last column)",
+    )
+    t.add_argument("--drop", metavar="COLS", help="columns to leave out, e.g. id,name")
+    _reading(t)
+    t.add_argument(
+        "--task", choices=["classify", "regress"], help="default: inferred and said"
+    )
+    t.add_argument(
+        "--no-scale",
+        dest="scale",
+        action="store_false",
+        help="do not standardise numeric columns",
+    )
+    t.add_argument(
+        "--no-impute",
+        dest="impute",
+        action="store_false",
+        help="a missing cell is an error instead of the column's median / mode",
     )
     t.add_argument("--hidden", type=_hidden, default=(128, 64), help="e.g. 128,64")
+    from .estimator import HIDDEN_ACTIVATIONS
+
     t.add_argument("--activation", choices=sorted(HIDDEN_ACTIVATIONS), default="relu")
     t.add_argument("--solver", choices=["adam", "sgd", "lbfgs"], default="adam")
-    t.add_argument("--epochs", type=_positive(int), default=100)
+    t.add_argument(
+        "--epochs",
+        type=_positive(int),
+        help="epochs in all (default: 100; with --resume: the checkpoint's)",
+    )
     t.add_argument("--batch-size", type=_positive(int), default=64)
     t.add_argument("--lr", type=_positive(float), default=1e-3)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="fastnet-model.npz")
+    t.add_argument("--out", default="fastnet-model.npz", help="model file")
     t.add_argument("--plot", metavar="PNG", help="save loss and held-out score curves")
     t.add_argument("--checkpoint", metavar="PATH", help="save a checkpoint every epoch")
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     t.set_defaults(func=_train)
-    q = sub.add_parser("predict", help="predict with a saved model")
+    q = sub.add_parser(
+        "predict", help="predict with a saved model", formatter_class=fmt
+    )
     q.add_argument("model")
-    q.add_argument("data", help="CSV with the training columns, or .npz with X")
+    q.add_argument(
+        "data", help="CSV/TSV with the training columns (by name or position), or .npz"
+    )
+    _reading(q)
     q.add_argument("--proba", action="store_true", help="CSV of class probabilities")
     q.set_defaults(func=_predict)
-    b = sub.add_parser("bench", help="benchmark fastnet against its peers")
+    i = sub.add_parser("info", help="describe a saved model", formatter_class=fmt)
+    i.add_argument("model")
+    i.add_argument("--all", action="store_true", help="every feature, not the first 30")
+    i.set_defaults(func=_info)
+    b = sub.add_parser(
+        "bench", help="benchmark fastnet against its peers", formatter_class=fmt
+    )
     b.add_argument(
         "--quick", action="store_true", help="5 repetitions of short samples, not 11"
     )
@@ -461,7 +855,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except CliError as exc:
+    except (CliError, TableError) as exc:
         print(f"fastnet: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -471,9 +865,19 @@ def main(argv=None):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except Exception as exc:  # one line, never a traceback
-        print(f"fastnet: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, MemoryError) as exc:
+        print(f"fastnet: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, never a traceback
+        print(
+            f"fastnet: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr
+        )
         return 1
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text if len(text) < 400 else text[:397] + "..."
 
 
 if __name__ == "__main__":

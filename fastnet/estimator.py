@@ -362,6 +362,9 @@ class _FastnetMLP:
                     early_stopping, X_val, y_val, sample_weight_val
                 )
                 self._optimizer.epoch_end(self.n_iter_ - 1, self.t_, self.loss_)
+                # progress bars and checkpoints of fastnet.cli see every epoch,
+                # the last one too
+                hook = getattr(self, "_fn_epoch_hook", None) or (lambda _: None)
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
                     msg = (
@@ -369,11 +372,10 @@ class _FastnetMLP:
                         f"{self.n_iter_no_change} consecutive epochs."
                     )
                     if self._trigger_stopping(msg):
+                        hook(self)
                         break
                     self._no_improvement_count = 0
-                hook = getattr(self, "_fn_epoch_hook", None)
-                if hook is not None:  # progress bars and checkpoints of fastnet.cli
-                    hook(self)
+                hook(self)
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:

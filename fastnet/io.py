@@ -29,6 +29,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .prepare import Preparation, TabularModel
 from .sequential import Sequential
 
 FORMAT = 1
@@ -80,14 +81,16 @@ def _json_value(v):
 
 # -- saving ----------------------------------------------------------------------------
 def save(obj, path, metadata=None):
-    """Write ``obj`` (a fitted MLPClassifier / MLPRegressor, a Sequential or a
-    Graph) to ``path`` as an ``.npz`` model file, atomically.
+    """Write ``obj`` (a fitted MLPClassifier / MLPRegressor, a TabularModel, a
+    Sequential or a Graph) to ``path`` as an ``.npz`` model file, atomically.
 
     ``metadata``: optional JSON-able dict stored alongside (the ``fastnet`` command
     keeps its column names there); :func:`read_metadata` returns it.
     """
     if isinstance(obj, tuple(ESTIMATORS.values())):
         arrays, meta = _estimator_state(obj)
+    elif isinstance(obj, TabularModel):
+        arrays, meta = _tabular_state(obj)
     elif isinstance(obj, Sequential):
         arrays, layers = _modules_state(obj.modules)
         meta = {"kind": "Sequential", "layers": layers}
@@ -95,8 +98,8 @@ def save(obj, path, metadata=None):
         arrays, meta = _graph_state(obj)
     else:
         raise TypeError(
-            "fastnet.save takes a fastnet MLPClassifier, MLPRegressor, Sequential or "
-            f"Graph, got {type(obj).__name__}"
+            "fastnet.save takes a fastnet MLPClassifier, MLPRegressor, TabularModel, "
+            f"Sequential or Graph, got {type(obj).__name__}"
         )
     meta.update(
         {"format": FORMAT, "fastnet_version": __version__, "producer": "fastnet"}
@@ -140,6 +143,16 @@ def _estimator_state(est):
             classes = classes.astype(str)
         arrays["classes"] = classes
         meta["label_type"] = est._label_binarizer.y_type_
+    return arrays, meta
+
+
+def _tabular_state(model):
+    """An estimator's state plus its preparation: arrays under ``prep/``."""
+    arrays, meta = _estimator_state(model.estimator)
+    prep_arrays, prep = model.preparation.state()
+    arrays.update({f"prep/{k}": a for k, a in prep_arrays.items()})
+    prep.update(target=model.target, shift=model.shift, scale=model.scale)
+    meta["preparation"] = prep
     return arrays, meta
 
 
@@ -194,7 +207,10 @@ def load(path):
     kind = meta.get("kind")
     try:
         if kind in ESTIMATORS:
-            return _load_estimator(path, arrays, meta)
+            est = _load_estimator(path, arrays, meta)
+            if "preparation" in meta:
+                return _load_tabular(path, arrays, meta["preparation"], est)
+            return est
         if kind == "Sequential":
             return Sequential(*_load_modules(path, arrays, meta.get("layers"), ""))
         if kind == "Graph":
@@ -268,6 +284,20 @@ def _load_estimator(path, arrays, meta):
         est._label_binarizer = lb
         est.classes_ = classes
     return est
+
+
+def _load_tabular(path, arrays, prep, est):
+    sub = {k[5:]: a for k, a in arrays.items() if k.startswith("prep/")}
+    try:
+        preparation = Preparation.from_state(sub, prep)
+    except ValueError as exc:
+        raise _bad(path, str(exc)) from exc
+    if len(preparation.output_names()) != est.n_features_in_:
+        raise _bad(path, "the preparation's output does not match the weights")
+    shift, scale = float(prep["shift"]), float(prep["scale"])
+    if not (np.isfinite(shift) and np.isfinite(scale) and scale > 0):
+        raise _bad(path, f"target standardisation {shift}, {scale}")
+    return TabularModel(preparation, est, prep["target"], shift, scale)
 
 
 def _load_modules(path, arrays, layers, prefix):

@@ -1,0 +1,399 @@
+"""Preparing table columns for a network, and the model that predicts from raw rows.
+
+:class:`Preparation` is scikit-learn's ``ColumnTransformer``: numeric columns
+median-imputed (``SimpleImputer``) and standardised (``StandardScaler``); text
+columns imputed with their most frequent value and one-hot encoded
+(``OneHotEncoder(handle_unknown="ignore")``: a category unseen in training encodes
+as zeros). Its learned numbers go into the model file as arrays and JSON, never
+pickle; :meth:`Preparation.from_state` rebuilds the same fitted transformers from
+them, so a loaded model prepares rows exactly as the one that was trained.
+
+:class:`TabularModel` joins a preparation, a fitted fastnet estimator and, for
+regression, the target's standardisation: ``fastnet train`` makes one,
+``fastnet.load`` gives it back, ``fastnet predict`` uses it.
+"""
+
+import warnings
+
+import numpy as np
+
+from .table import few
+
+#: a text column with more distinct values than this share of its rows (and more
+#: than MAX_CATEGORIES_ALWAYS) is free text or an identifier, not a category
+UNIQUE_SHARE = 0.5
+MAX_CATEGORIES_ALWAYS = 20
+#: a text column is read as numbers with a few bad cells when at least this share
+#: of its filled cells are numbers
+NUMERIC_SHARE = 0.9
+
+
+def _pd():
+    import pandas as pd
+
+    return pd
+
+
+def column_kinds(table, features):
+    """(numeric names, categorical names) of ``features`` in ``table``'s frame.
+
+    Raises ``ValueError`` for a column of numbers with a cell that is not one (the
+    line, column and cell), a column of numbers holding infinity, and a text column
+    whose values are mostly unique (free text or an identifier).
+    """
+    pd = _pd()
+    numeric, categorical = [], []
+    for name in features:
+        col = table.frame[name]
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            _check_finite(table, name, col)
+            numeric.append(name)
+            continue
+        filled = col.dropna()
+        cells = filled.astype(str).str.strip()
+        numbers = pd.to_numeric(cells, errors="coerce")
+        bad = numbers.isna()
+        if len(cells) and (~bad).mean() >= NUMERIC_SHARE:
+            i = bad.idxmax()
+            raise ValueError(
+                f"{table.path}: line {table.line(i)}, column {name!r}: "
+                f"{cells[i]!r} is not a number (the column's other cells are; "
+                "leave a missing cell empty or write NA)"
+            )
+        distinct = cells.nunique()
+        if distinct > MAX_CATEGORIES_ALWAYS and distinct > UNIQUE_SHARE * len(cells):
+            raise ValueError(
+                f"{table.path}: column {name!r} is text with {distinct} different "
+                f"values in {len(cells)} rows, so not a category (free text or an "
+                f"identifier): leave it out with --drop {name!r}"
+            )
+        categorical.append(name)
+    return numeric, categorical
+
+
+def _check_finite(table, name, col):
+    values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    infinite = np.isinf(values)
+    if infinite.any():
+        i = int(np.argmax(infinite))
+        raise ValueError(
+            f"{table.path}: line {table.line(i)}, column {name!r}: "
+            f"{values[i]} is not finite"
+        )
+
+
+class Preparation:
+    """The fitted column preparation of a table (see the module docstring).
+
+    ``features``: the columns the model reads, in order; ``numeric`` and
+    ``categorical`` split them. ``impute=False`` makes a missing cell an error;
+    ``scale=False`` leaves numbers as they are.
+    """
+
+    def __init__(self, features, numeric, categorical, impute=True, scale=True):
+        self.features = list(features)
+        self.numeric = list(numeric)
+        self.categorical = list(categorical)
+        if sorted(self.numeric + self.categorical) != sorted(self.features):
+            raise ValueError("numeric and categorical must split the features")
+        self.impute = bool(impute)
+        self.scale = bool(scale)
+        self.transformer = None
+
+    # -- building ----------------------------------------------------------------------
+    def _build(self, categories="auto"):
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        parts = []
+        if self.numeric:
+            steps = []
+            if self.impute:
+                steps.append(
+                    (
+                        "impute",
+                        SimpleImputer(strategy="median", keep_empty_features=True),
+                    )
+                )
+            if self.scale:
+                steps.append(("scale", StandardScaler()))
+            parts.append(
+                ("num", Pipeline(steps) if steps else "passthrough", self.numeric)
+            )
+        if self.categorical:
+            steps = []
+            if self.impute:
+                steps.append(
+                    (
+                        "impute",
+                        SimpleImputer(
+                            strategy="most_frequent", keep_empty_features=True
+                        ),
+                    )
+                )
+            encoder = OneHotEncoder(
+                categories=categories, handle_unknown="ignore", sparse_output=False
+            )
+            steps.append(("onehot", encoder))
+            parts.append(("cat", Pipeline(steps), self.categorical))
+        return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+
+    def cells(self, frame):
+        """``frame``'s feature columns as the transformer takes them: numbers as
+        float64, text as Python strings, missing cells as NaN."""
+        pd = _pd()
+        out = {}
+        for name in self.numeric:
+            out[name] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        for name in self.categorical:
+            col = frame[name]
+            text = col.astype(str).str.strip().to_numpy(dtype=object)
+            text[col.isna().to_numpy()] = np.nan
+            out[name] = text
+        return pd.DataFrame(out, index=frame.index, columns=self.features)
+
+    def fit(self, frame):
+        """Learn the medians, means, scales and categories from ``frame``."""
+        self.transformer = self._build().fit(self.cells(frame))
+        return self
+
+    # -- applying ----------------------------------------------------------------------
+    def missing(self, frame):
+        """{column: number of missing cells} over the features, where any."""
+        counts = frame[self.features].isna().sum()
+        return {k: int(v) for k, v in counts.items() if v}
+
+    def unseen(self, frame):
+        """{column: sorted categories not seen in training}, where any."""
+        if not self.categorical:
+            return {}
+        cats = self.categories()
+        cells = self.cells(frame)
+        out = {}
+        for name in self.categorical:
+            values = cells[name].dropna()
+            new = sorted(set(values) - set(cats[name]))
+            if new:
+                out[name] = new
+        return out
+
+    def transform(self, frame):
+        """The prepared feature matrix (float64) of ``frame``'s rows."""
+        if self.transformer is None:
+            raise ValueError("this Preparation is not fitted")
+        with warnings.catch_warnings():
+            # unseen categories encode as zeros; callers say so (see unseen)
+            warnings.filterwarnings("ignore", "Found unknown categories")
+            out = self.transformer.transform(self.cells(frame))
+        return np.ascontiguousarray(out, dtype=np.float64)
+
+    def output_names(self):
+        """The prepared matrix's column names (``color_red`` for a one-hot column)."""
+        return [n.split("__", 1)[1] for n in self.transformer.get_feature_names_out()]
+
+    # -- the learned numbers ---------------------------------------------------------
+    def _step(self, part, step):
+        pipe = self.transformer.named_transformers_.get(part)
+        if pipe is None or pipe == "passthrough":
+            return None
+        return pipe.named_steps.get(step)
+
+    def categories(self):
+        """{text column: its categories as learned, sorted}."""
+        enc = self._step("cat", "onehot")
+        if enc is None:
+            return {}
+        return {
+            n: [str(c) for c in cats]
+            for n, cats in zip(self.categorical, enc.categories_, strict=True)
+        }
+
+    def state(self):
+        """(arrays, JSON-able dict): every learned number, for a model file."""
+        arrays = {}
+        imp, scaler = self._step("num", "impute"), self._step("num", "scale")
+        if imp is not None:
+            arrays["median"] = imp.statistics_.astype(np.float64)
+        if scaler is not None:
+            arrays["mean"] = scaler.mean_
+            arrays["var"] = scaler.var_
+            arrays["scale"] = scaler.scale_
+        cat_imp = self._step("cat", "impute")
+        if cat_imp is not None:
+            arrays["mode"] = np.asarray(cat_imp.statistics_, dtype=str)
+        for j, cats in enumerate(self.categories().values()):
+            arrays[f"categories{j}"] = np.asarray(cats, dtype=str)
+        meta = {
+            "features": self.features,
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "impute": self.impute,
+            "scale": self.scale,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays, meta):
+        """The fitted preparation that :meth:`state` describes.
+
+        The transformers are fitted on one synthetic row of the stored medians and
+        most frequent values (whose median and mode are themselves), with the stored
+        categories given explicitly, and the scaler's mean and scale set to the
+        stored ones: every number is the trained one, bit for bit.
+        Raises ``ValueError`` if an array is missing or has the wrong shape.
+        """
+        self = cls(
+            meta["features"],
+            meta["numeric"],
+            meta["categorical"],
+            meta["impute"],
+            meta["scale"],
+        )
+        n_num, n_cat = len(self.numeric), len(self.categorical)
+
+        def get(key, n, kind="f"):
+            a = arrays.get(key)
+            if a is None or a.shape != (n,) or a.dtype.kind != kind:
+                raise ValueError(f"preparation array {key!r} is missing or malformed")
+            return a
+
+        categories = []
+        for j in range(n_cat):
+            a = arrays.get(f"categories{j}")
+            if a is None or a.ndim != 1 or a.dtype.kind != "U" or not len(a):
+                raise ValueError(f"preparation array 'categories{j}' is malformed")
+            categories.append(a.astype(object))
+        row = {}
+        if n_num:
+            median = get("median", n_num) if self.impute else np.zeros(n_num)
+            row.update(zip(self.numeric, median, strict=True))
+        if n_cat:
+            mode = (
+                get("mode", n_cat, "U") if self.impute else [c[0] for c in categories]
+            )
+            row.update(zip(self.categorical, (str(m) for m in mode), strict=True))
+        one = _pd().DataFrame({k: [row[k]] for k in self.features})
+        self.transformer = self._build(categories or "auto").fit(self.cells(one))
+        scaler = self._step("num", "scale")
+        if scaler is not None:
+            scaler.mean_ = get("mean", n_num).copy()
+            scaler.var_ = get("var", n_num).copy()
+            scaler.scale_ = get("scale", n_num).copy()
+            scaler.n_samples_seen_ = np.int64(0)  # unknown; transform does not use it
+        return self
+
+    def describe(self):
+        """One line per feature: its kind and preparation, for ``fastnet info``."""
+        lines = []
+        arrays, _ = self.state()
+        for j, name in enumerate(self.numeric):
+            how = []
+            if "median" in arrays:
+                how.append(f"missing -> {arrays['median'][j]:.6g}")
+            if "mean" in arrays:
+                how.append(
+                    f"standardised (mean {arrays['mean'][j]:.6g}, "
+                    f"scale {arrays['scale'][j]:.6g})"
+                )
+            lines.append(f"{name}: number" + (f", {', '.join(how)}" if how else ""))
+        for name, cats in self.categories().items():
+            line = f"{name}: category, one-hot over {len(cats)} values ({few(cats)})"
+            if "mode" in arrays:
+                mode = arrays["mode"][self.categorical.index(name)]
+                line += f", missing -> {mode!r}"
+            lines.append(line)
+        order = {n: i for i, n in enumerate(self.features)}
+        return sorted(lines, key=lambda ln: order[ln.split(": ", 1)[0]])
+
+
+class TabularModel:
+    """A fitted :class:`Preparation`, a fitted fastnet estimator and the target's
+    standardisation: predicts from raw rows as ``fastnet predict`` does.
+
+    ``X`` for :meth:`predict`, :meth:`predict_proba` and :meth:`score` is a pandas
+    DataFrame holding the feature columns by name (others are ignored), or a 2-D
+    array of raw values with the features in training order. Thread-safe as the
+    estimator is: predictions may run in several threads at once.
+    """
+
+    def __init__(self, preparation, estimator, target=None, shift=0.0, scale=1.0):
+        self.preparation = preparation
+        self.estimator = estimator
+        self.target = target
+        self.shift = float(shift)
+        self.scale = float(scale)
+
+    @property
+    def feature_names_in_(self):
+        return np.asarray(self.preparation.features, dtype=object)
+
+    @property
+    def n_features_in_(self):
+        return len(self.preparation.features)
+
+    @property
+    def classes_(self):
+        return self.estimator.classes_
+
+    @property
+    def is_classifier(self):
+        return hasattr(self.estimator, "classes_")
+
+    def frame(self, X):
+        """``X`` as a DataFrame of the feature columns (see the class docstring)."""
+        pd = _pd()
+        features = self.preparation.features
+        if isinstance(X, pd.DataFrame):
+            missing = [f for f in features if f not in X.columns]
+            if missing:
+                raise ValueError(
+                    f"X lacks {len(missing)} of the model's {len(features)} "
+                    f"columns: {few(missing)}"
+                )
+            return X[features]
+        X = np.asarray(X, dtype=object if self.preparation.categorical else None)
+        if X.ndim != 2 or X.shape[1] != len(features):
+            raise ValueError(
+                f"X must be a DataFrame or a 2-D array of {len(features)} columns "
+                f"({few(features)}), got shape {X.shape}"
+            )
+        return pd.DataFrame(X, columns=features)
+
+    def transform(self, X):
+        """The prepared matrix the estimator sees."""
+        frame = self.frame(X)
+        if not self.preparation.impute:
+            missing = self.preparation.missing(frame)
+            if missing:
+                raise ValueError(
+                    f"missing cells in {few(missing)} and the model was trained "
+                    "with --no-impute"
+                )
+        return self.preparation.transform(frame)
+
+    def predict(self, X):
+        """Class labels, or regression values in the target's own units."""
+        y = self.estimator.predict(self.transform(X))
+        if self.is_classifier:
+            return y
+        return y * self.scale + self.shift
+
+    def predict_proba(self, X):
+        if not self.is_classifier:
+            raise AttributeError("a regression model has no predict_proba")
+        return self.estimator.predict_proba(self.transform(X))
+
+    def score(self, X, y):
+        """Accuracy (classification) or R² (regression), as scikit-learn's."""
+        from sklearn.metrics import accuracy_score, r2_score
+
+        pred = self.predict(X)
+        return (accuracy_score if self.is_classifier else r2_score)(y, pred)
+
+    def __repr__(self):
+        return (
+            f"TabularModel({type(self.estimator).__name__}, "
+            f"{len(self.preparation.features)} features, target={self.target!r})"
+        )
