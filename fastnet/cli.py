@@ -771,13 +771,23 @@ def _reading(p):
     )
 
 
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not any(action.default is v for v in (None, False, True, argparse.SUPPRESS)):
+            text += f" (default: {action.default})"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser():
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Help
     p = _Parser(prog="fastnet", description="Fast MLPs on the CPU.")
     p.add_argument("--version", action="version", version=f"fastnet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -809,19 +819,30 @@ def build_parser():
         action="store_false",
         help="a missing cell is an error instead of the column's median / mode",
     )
-    t.add_argument("--hidden", type=_hidden, default=(128, 64), help="e.g. 128,64")
+    t.add_argument("--hidden", type=_hidden, default="128,64", help="layer sizes")
     from .estimator import HIDDEN_ACTIVATIONS
 
-    t.add_argument("--activation", choices=sorted(HIDDEN_ACTIVATIONS), default="relu")
-    t.add_argument("--solver", choices=["adam", "sgd", "lbfgs"], default="adam")
+    t.add_argument(
+        "--activation",
+        choices=sorted(HIDDEN_ACTIVATIONS),
+        default="relu",
+        help="hidden layers' activation",
+    )
+    t.add_argument(
+        "--solver", choices=["adam", "sgd", "lbfgs"], default="adam", help="optimizer"
+    )
     t.add_argument(
         "--epochs",
         type=_positive(int),
         help="epochs in all (default: 100; with --resume: the checkpoint's)",
     )
-    t.add_argument("--batch-size", type=_positive(int), default=64)
-    t.add_argument("--lr", type=_positive(float), default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch-size", type=_positive(int), default=64, help="rows")
+    t.add_argument(
+        "--lr", type=_positive(float), default=1e-3, help="initial learning rate"
+    )
+    t.add_argument(
+        "--seed", type=int, default=0, help="weights, shuffling and the held-out split"
+    )
     t.add_argument("--out", default="fastnet-model.npz", help="model file")
     t.add_argument("--plot", metavar="PNG", help="save loss and held-out score curves")
     t.add_argument("--checkpoint", metavar="PATH", help="save a checkpoint every epoch")

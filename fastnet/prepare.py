@@ -196,7 +196,7 @@ class Preparation:
     # -- the learned numbers ---------------------------------------------------------
     def _step(self, part, step):
         pipe = self.transformer.named_transformers_.get(part)
-        if pipe is None or pipe == "passthrough":
+        if not hasattr(pipe, "named_steps"):  # absent, or passed through
             return None
         return pipe.named_steps.get(step)
 

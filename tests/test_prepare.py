@@ -114,7 +114,8 @@ def tabular(f, y, regress=False):
         )
         est.fit(X, (y - shift) / scale)
         return TabularModel(prep, est, "price", shift, scale)
-    est = fn.MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X, y)
+    est = fn.MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=0)
+    est.fit(X, y)
     return TabularModel(prep, est, "label")
 
 

@@ -30,7 +30,8 @@ def test_delimiters_quotes_and_bom(tmp_path, sep, bom):
     t = read_table(write(tmp_path / "d.txt", IRIS_LIKE, sep, bom))
     assert t.sep == sep and t.header
     assert list(t.frame.columns) == IRIS_LIKE[0]  # no invisible BOM in the name
-    assert t.frame["species"].tolist() == ["setosa, small", "setosa, small", "virginica"]
+    species = ["setosa, small", "setosa, small", "virginica"]
+    assert t.frame["species"].tolist() == species
     np.testing.assert_array_equal(t.frame["sepal_length"], [5.1, 4.9, 6.3])
 
 
