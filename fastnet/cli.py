@@ -493,6 +493,7 @@ def _plot(history, metric, path, title):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     loss = history["loss"]
     epochs = np.arange(history["first"], history["first"] + len(loss))
@@ -501,6 +502,7 @@ def _plot(history, metric, path, title):
     if min(loss) > 0 and max(loss) / min(loss) > 10:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("training loss")
     held = history["held_out"]
     if held:

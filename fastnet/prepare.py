@@ -301,7 +301,7 @@ class Preparation:
         for name, cats in self.categories().items():
             line = f"{name}: category, one-hot over {len(cats)} values ({few(cats)})"
             if "mode" in arrays:
-                mode = arrays["mode"][self.categorical.index(name)]
+                mode = str(arrays["mode"][self.categorical.index(name)])
                 line += f", missing -> {mode!r}"
             lines.append(line)
         order = {n: i for i, n in enumerate(self.features)}

@@ -4,8 +4,11 @@ lines through fastnet.cli on small stand-in files."""
 import pathlib
 import re
 import shlex
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
@@ -36,28 +39,45 @@ def test_python_block_runs(code, tmp_path, monkeypatch):
     if "dask" in code:
         pytest.importorskip("distributed")  # the dist extra (the test extra has it)
     monkeypatch.chdir(tmp_path)
+    if 'if __name__ == "__main__":' in code:
+        # as a user runs it: saved as a script (worker processes import it)
+        (tmp_path / "example.py").write_text(code)
+        done = subprocess.run(
+            [sys.executable, "example.py"], capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return
     exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+
+
+def write_stand_in_files(folder):
+    """The files README's command-line session uses: houses.csv (unscaled numbers, a
+    text column, missing cells), new.csv (rows to predict, one with a city never
+    seen) and digits.csv (64 pixel columns, no header)."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    area = rng.uniform(30, 300, n).round(1)
+    lot = rng.uniform(100, 1e5, n).round()
+    built = rng.integers(1900, 2025, n).astype(float)
+    city = rng.choice(["Oslo", "Lima", "Pune"], n).astype(object)
+    price = 2000 * area + 0.5 * lot + 300 * (built - 1900) + 40_000 * (city == "Oslo")
+    price = (price + rng.normal(0, 5000, n)).round(-2)
+    built[rng.choice(n, 41, replace=False)] = np.nan
+    city[rng.choice(n, 20, replace=False)] = None
+    frame = pd.DataFrame(
+        {"area": area, "lot": lot, "built": built, "city": city, "price": price}
+    )
+    frame.to_csv(folder / "houses.csv", index=False)
+    new = frame.drop(columns="price").iloc[:4].copy()
+    new.loc[1, "city"] = "Quito"
+    new.to_csv(folder / "new.csv", index=False)
+    np.savetxt(folder / "digits.csv", load_digits().data[:3], fmt="%g", delimiter=",")
 
 
 @pytest.fixture
 def stand_in_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((200, 4))
-    price = X @ [3.0, -1.0, 0.5, 2.0] + rng.standard_normal(200) * 0.1
-    header = "rooms,age,floor,area"
-    rows = "\n".join(",".join(f"{v:.4f}" for v in r) for r in X)
-    (tmp_path / "houses.csv").write_text(
-        header
-        + ",price\n"
-        + "\n".join(
-            f"{r},{p:.4f}" for r, p in zip(rows.splitlines(), price, strict=True)
-        )
-    )
-    (tmp_path / "new.csv").write_text(header + "\n" + "\n".join(rows.splitlines()[:5]))
-    pixels = ",".join(f"pixel{i}" for i in range(64))
-    digits = "\n".join(",".join(str(v) for v in r) for r in load_digits().data[:5])
-    (tmp_path / "digits.csv").write_text(pixels + "\n" + digits)
+    write_stand_in_files(tmp_path)
     return tmp_path
 
 
