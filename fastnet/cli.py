@@ -301,6 +301,12 @@ def _train(args):
     if task == "classify":
         y = _labels(y_raw)
         classes, counts = np.unique(y, return_counts=True)
+        if not args.task and len(classes) > max(MAX_CLASSES_ALWAYS, len(y) / 2):
+            raise CliError(
+                f"{table.path}: the target {target!r} has {len(classes)} different "
+                f"values in {len(y):,} rows, too many to be classes: choose the target "
+                "with --target (or force --task)"
+            )
         if len(classes) < 2:
             # (the estimator fits a constant model, as scikit-learn's does; here it
             # is almost surely the wrong target column)

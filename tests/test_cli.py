@@ -372,6 +372,7 @@ def test_models_saved_from_python_still_predict(tmp_path, capsys):
         (["train", "--data", "{dup}"], "names a more than once"),
         (["train", "--data", "{stray}"], "line 42, column 'b': 'zz' is not a number"),
         (["train", "--data", "{bad}", "--drop", "q"], "--drop: "),
+        (["train", "--data", "{ids}"], "has 60 different values in 60 rows"),
         (["train", "--out", "no/such/dir/m.npz"], "no such folder"),
         (["train", "--out", "."], "is a folder"),
         (["train", "--sep", "ab"], "--sep takes one character"),
@@ -395,6 +396,9 @@ def test_errors_are_one_line_without_traceback(
         "a,b,c\n" + "".join(f"{i},{i},{i % 2}\n" for i in range(40)) + "1,zz,0\n"
     )
     (tmp_path / "narrow.csv").write_text("f0,f1\n1,2\n")
+    (tmp_path / "ids.csv").write_text(
+        "x,name\n" + "".join(f"{i},n{i}\n" for i in range(60))
+    )
     (tmp_path / "nohead.csv").write_text("1,2,3\n4,5,6\n")
     (tmp_path / "garbage.npz").write_bytes(b"\x00" * 100)
     X, y = load_digits(return_X_y=True)
@@ -403,7 +407,8 @@ def test_errors_are_one_line_without_traceback(
         tmp_path / "model.npz",
         metadata={"features": [f"f{i}" for i in range(64)]},
     )
-    names = ("bad", "empty", "dup", "stray", "narrow", "nohead", "model", "garbage")
+    names = ("bad", "empty", "dup", "stray", "narrow", "nohead", "ids", "model")
+    names += ("garbage",)
     files = {
         k: str(tmp_path / f"{k}.{'npz' if k in ('model', 'garbage') else 'csv'}")
         for k in names
