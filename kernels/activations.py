@@ -130,9 +130,11 @@ def _gelu_grad(x, alpha):
 def _gelu_grad2(x, alpha):
     r""":math:`f''(x) = 2\varphi(x) + x\varphi'(x) = \varphi(x)\,(2 - x^2)`,
     since :math:`\varphi'(x) = -x\varphi(x)`. Saved: the input ``x``."""
-    if abs(x) > 40.0:
-        return 0.0  # phi underflows to 0; x * x would overflow in float32 (0 * inf)
-    return _INV_SQRT_2PI * math.exp(-0.5 * x * x) * (2.0 - x * x)
+    xx = x * x
+    # min: where x * x overflows (float32 beyond 1.8e19) phi is 0, and 0 * inf
+    # would be NaN; a select rather than a branch keeps the loop vectorised alike in
+    # the serial and the parallel twin
+    return _INV_SQRT_2PI * math.exp(-0.5 * xx) * (2.0 - min(xx, 1e4))
 
 
 @jit_inline
@@ -170,10 +172,12 @@ def _gelu_tanh_grad2(x, alpha):
     :math:`u' = \sqrt{2/\pi}(1 + 3 \cdot 0.044715 x^2)`,
     :math:`u'' = 6 \cdot 0.044715 \sqrt{2/\pi}\, x`. Saved: the input ``x``.
     """
+    # Beyond |x| = 50, s is exactly 0 or 1 and f'' exactly 0: the clamp gives that
+    # 0 without overflowing x**3 (0 * inf), and without a branch, which kept the
+    # serial and parallel twins from vectorising alike.
+    x = max(-50.0, min(x, 50.0))
     u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
     s = 1.0 / (1.0 + math.exp(-2.0 * u))
-    if s == 0.0 or s == 1.0:
-        return 0.0  # saturated: s' = s'' = 0 exactly (and x**3 may overflow)
     du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
     ddu = 6.0 * _GELU_C * _SQRT_2_OVER_PI * x
     ds = 2.0 * s * (1.0 - s) * du
