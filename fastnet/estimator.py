@@ -79,7 +79,6 @@ class _FastnetMLP:
     """The compiled forward/backward/update machinery shared by both estimators."""
 
     _extra_constraints: ClassVar[dict] = {
-        "solver": [StrOptions({"lbfgs", "sgd", "adam", "trust-ncg"})],
         "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -190,26 +189,13 @@ class _FastnetMLP:
 
     # -- fitting ---------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        if self.solver in ("lbfgs", "trust-ncg") and self.dropout > 0:
+        if self.solver == "lbfgs" and self.dropout > 0:
             raise ValueError(
-                "dropout needs a stochastic solver ('sgd' or 'adam'); "
-                f"{self.solver!r} needs a deterministic loss"
+                "dropout needs a stochastic solver ('sgd' or 'adam'); L-BFGS needs a "
+                "deterministic loss"
             )
         with self._guard().writing(), thread_limit(self.n_threads):
-            if self.solver != "trust-ncg":
-                return super()._fit(X, y, sample_weight, incremental)
-            # scikit-learn's _fit validates, initialises and runs neither of its
-            # solvers for this one; _validate_input keeps the data it validated
-            self._fn_trust_data = None
-            try:
-                super()._fit(X, y, sample_weight, incremental)
-                X, y = self._fn_trust_data
-                self._fit_trust_ncg(X, y, sample_weight)
-            finally:
-                self._fn_trust_data = None
-            if not self._weights_finite():
-                raise ValueError(NON_FINITE_WEIGHTS)
-            return self
+            return super()._fit(X, y, sample_weight, incremental)
 
     def predict(self, X):
         """As scikit-learn's, under the fit guard (see the module docstring)."""
@@ -234,10 +220,7 @@ class _FastnetMLP:
         X, y = super()._validate_input(X, y, incremental, reset)
         if hasattr(X, "toarray"):  # sparse input: the kernels work on dense rows
             X = X.toarray()
-        X = np.ascontiguousarray(X)
-        if self.solver == "trust-ncg" and reset:
-            self._fn_trust_data = (X, y)
-        return X, y
+        return np.ascontiguousarray(X), y
 
     def _init_coef(self, fan_in, fan_out, dtype):
         self._fn_net = None
@@ -521,69 +504,6 @@ class _FastnetMLP:
         )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
-        self._copy_packed(opt_res.x)
-
-    def _fit_trust_ncg(self, X, y, sample_weight):
-        """Full-batch Newton-CG in a trust region (``scipy.optimize.minimize(
-        method="trust-ncg")``) on L-BFGS's objective, with exact Hessian-vector
-        products from :func:`fastnet.hvp` (the loss's scale and the L2 term's
-        :math:`\alpha / n` added)."""
-        from .second_order import hvp
-        from .sequential import Sequential
-
-        net = self._network()
-        target, weights = self._targets(y, X.shape[0], X.dtype, sample_weight)
-        sw = weights if weights.size else None
-        sw_sum = float(weights.sum()) if weights.size else float(X.shape[0])
-        modules = []
-        for i, lin in enumerate(net["linears"]):
-            modules += (
-                [lin] if i == len(net["linears"]) - 1 else [lin, net["hidden"][i]]
-            )
-        model = Sequential(*modules)
-        lin_names = [f"{2 * i}" for i in range(len(net["linears"]))]
-        loss_scale, _ = self._loss_scales(lbfgs=True)
-        l2 = self.alpha / sw_sum
-
-        def loss_grad(packed):
-            return self._packed_loss_grad(packed, X, target, weights)
-
-        def hessp(packed, p):
-            self._copy_packed(packed)
-            vec, lo = {}, 0
-            for key, a in [
-                *((f"{n}.W", W) for n, W in zip(lin_names, self.coefs_, strict=True)),
-                *(
-                    (f"{n}.b", b)
-                    for n, b in zip(lin_names, self.intercepts_, strict=True)
-                ),
-            ]:
-                vec[key] = p[lo : lo + a.size].reshape(a.shape)
-                lo += a.size
-            h = hvp(model, net["loss"], X, target, vec, sample_weight=sw)
-            out = [loss_scale * h[f"{n}.W"] + l2 * vec[f"{n}.W"] for n in lin_names]
-            out += [loss_scale * h[f"{n}.b"] for n in lin_names]
-            return np.concatenate([o.reshape(-1) for o in out]).astype(np.float64)
-
-        arrays = [*self.coefs_, *self.intercepts_]
-        packed = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
-        opt_res = scipy.optimize.minimize(
-            loss_grad,
-            packed,
-            method="trust-ncg",
-            jac=True,
-            hessp=hessp,
-            options={"maxiter": self.max_iter, "gtol": self.tol, "disp": False},
-        )
-        self.n_iter_ = int(opt_res.nit)
-        if self.n_iter_ >= self.max_iter:
-            warnings.warn(
-                f"trust-ncg: Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        self.loss_ = float(opt_res.fun)
         self._copy_packed(opt_res.x)
 
     def _copy_packed(self, packed):
