@@ -106,8 +106,7 @@ def _check_vector(vector, params):
     dtypes (kernels read these arrays without bounds checks)."""
     if not isinstance(vector, Mapping):
         raise TypeError(
-            "vector must be a dict {param name: array}, got "
-            f"{type(vector).__name__}"
+            f"vector must be a dict {{param name: array}}, got {type(vector).__name__}"
         )
     missing = [k for k in params if k not in vector]
     unknown = [k for k in vector if k not in params]
