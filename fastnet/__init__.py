@@ -34,6 +34,8 @@ _LAZY = {
     "PoissonLoss": "losses",
     "SigmoidBinaryCrossEntropy": "losses",
     "SoftmaxCrossEntropy": "losses",
+    "ggn": "second_order",
+    "hvp": "second_order",
     "Sequential": "sequential",
     "TabularModel": "prepare",
     "History": "train",

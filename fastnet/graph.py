@@ -49,10 +49,13 @@ class Graph(Module):
     ``"<node name>.<param name>"`` — the same arrays, so optimizers update them.
     """
 
+    _transient = ("_tangents",)
+
     def __init__(self):
         super().__init__()
         self.nodes = []
         self._names = set()
+        self._tangents = None
 
     # -- building --------------------------------------------------------------
     def input(self, name):
@@ -200,7 +203,94 @@ class Graph(Module):
                 self._accumulate(acc, owned, src, dx)
         return {n.name: n.grad for n in self.nodes if n.kind == "input"}
 
-    def _accumulate(self, acc, owned, src, dx):
+    # -- second order ----------------------------------------------------------------
+    def tangent_forward(self, *args, tparams, **tinputs):
+        """Tangents of every node of the last ``forward``, in creation order: an
+        input's from ``tinputs`` (absent or None: zero), a parameter node's from
+        ``tparams[name]``, a module's by its ``tangent_forward``, with
+        ``tparams["<node>.<name>"]`` for its parameters. Returns the last node's."""
+        names = self.input_names
+        if args:
+            if len(args) != 1 or len(names) != 1 or tinputs:
+                raise TypeError("pass graph input tangents by name")
+            tinputs = {names[0]: args[0]}
+        unknown = [k for k in tinputs if k not in names]
+        if unknown:
+            raise ValueError(f"Graph input tangents for unknown inputs {unknown}")
+        last = self.nodes[-1] if self.nodes else None
+        if last is None or last.value is None:
+            raise RuntimeError("Graph.tangent_forward called before forward")
+        self._tangents = tangents = {}
+        for node in self.nodes:
+            if node.kind == "input":
+                t = tinputs.get(node.name)
+            elif node.kind == "param":
+                t = tparams[node.name]
+            else:
+                ins = [tangents.get(id(n)) for n in node.inputs]
+                part = {
+                    p: tparams[f"{node.name}.{p}"]
+                    for p in getattr(node.module, "params", {})
+                }
+                t = node.module.tangent_forward(*ins, tparams=part)
+            if t is not None:
+                tangents[id(node)] = t
+        return tangents.get(id(last))
+
+    def tangent_backward(self, dy, ddy, hgrads, need_dx=True):
+        """``backward(dy)`` and its tangent for ``ddy``, summed over fan-out as the
+        gradients are: writes the tangent of each gradient into ``hgrads`` (by the
+        names of ``grads``) and returns ``({input: dx}, {input: ddx})``. ``dy=None``
+        keeps the Gauss-Newton terms only."""
+        last = self.nodes[-1] if self.nodes else None
+        if last is None or getattr(self, "_tangents", None) is None:
+            raise RuntimeError("Graph.tangent_backward called before tangent_forward")
+        value = np.asarray(last.value)
+        if dy is not None:
+            dy = as_float_array(dy, "Graph output gradient", value.dtype)
+            check_shape(dy, value.shape, "Graph output gradient")
+        ddy = as_float_array(ddy, "Graph output gradient tangent", value.dtype)
+        check_shape(ddy, value.shape, "Graph output gradient tangent")
+        acc, tacc = {id(last): dy}, {id(last): ddy}
+        owned, towned = set(), set()
+        dxs, ddxs = {}, {}
+        for node in reversed(self.nodes):
+            g = acc.pop(id(node), None)
+            tg = tacc.pop(id(node), None)
+            if node.kind == "param":
+                out = hgrads[node.name]
+                if tg is None:
+                    out[...] = 0.0
+                else:
+                    np.copyto(out, tg, casting="same_kind")
+                continue
+            if node.kind == "input":
+                dxs[node.name], ddxs[node.name] = g, tg
+                continue
+            part = {
+                p: hgrads[f"{node.name}.{p}"] for p in getattr(node.module, "grads", {})
+            }
+            if g is None and tg is None:
+                for arr in part.values():
+                    arr[...] = 0.0  # nothing downstream depends on this node
+                continue
+            if tg is None:
+                tg = np.zeros_like(np.asarray(node.value))
+            needs = [n.kind != "input" or need_dx for n in node.inputs]
+            dx, ddx = node.module.tangent_backward(
+                g, tg, part, need_dx=needs if len(needs) > 1 else needs[0]
+            )
+            if len(node.inputs) == 1 and not isinstance(ddx, tuple):
+                dx, ddx = (dx,), (ddx,)
+            for src, d, dd in zip(node.inputs, dx, ddx, strict=True):
+                if d is not None:
+                    self._accumulate(acc, owned, src, d)
+                if dd is not None:
+                    self._accumulate(tacc, towned, src, dd, "tgrad")
+        self._tangents = None
+        return dxs, ddxs
+
+    def _accumulate(self, acc, owned, src, dx, prefix="grad"):
         key = id(src)
         prev = acc.get(key)
         if prev is None:
@@ -209,7 +299,9 @@ class Graph(Module):
         if key not in owned:
             # A second consumer: sum into a buffer of the graph's own, so no
             # module's buffer is written to.
-            buf = self._buffer(f"grad:{src.name}", np.shape(prev), np.result_type(prev))
+            buf = self._buffer(
+                f"{prefix}:{src.name}", np.shape(prev), np.result_type(prev)
+            )
             np.copyto(buf, prev)
             acc[key] = prev = buf
             owned.add(key)

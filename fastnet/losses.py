@@ -20,17 +20,21 @@ class Loss:
     """Validates ``pred``, ``target`` and ``sample_weight``, then runs the kernel."""
 
     kernel = None  # (serial, parallel) pair from fastnet.kernels
+    #: the kernel pair of the gradient's tangent (the Hessian in ``pred`` times a
+    #: direction), ``(pred, target, weights, dz, out)``
+    tangent_kernel = None
     pred_ndims = (1, 2)
 
     def __init__(self):
         self._grad = {}
         self._last = None
         self._no_weights = {}
+        self._inputs = None
 
     def __getstate__(self):
         # settings only: buffers and the last gradient are rebuilt by forward
         state = self.__dict__.copy()
-        state.update(_grad={}, _last=None, _no_weights={})
+        state.update(_grad={}, _last=None, _no_weights={}, _inputs=None)
         return state
 
     def __call__(self, pred, target, sample_weight=None):
@@ -78,6 +82,7 @@ class Loss:
         kernel = self._kernel_for(target)
         loss = float(kernels.pick(kernel, z.size)(z2, target, weights, grad))
         self._last = (grad, z.shape)
+        self._inputs = (z2, target, weights)
         return loss
 
     def backward(self):
@@ -87,8 +92,34 @@ class Loss:
         grad, shape = self._last
         return grad.reshape(shape)
 
+    def tangent_backward(self, dz):
+        """The tangent of :meth:`backward` along ``dz``: the Hessian of the last
+        ``forward``'s loss with respect to ``pred``, times ``dz`` (a reused buffer).
+        Every loss here is convex in ``pred``, so this Hessian is positive
+        semi-definite."""
+        if self._last is None or getattr(self, "_inputs", None) is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.tangent_backward called before forward"
+            )
+        z2, target, weights = self._inputs
+        shape = self._last[1]
+        name = f"{type(self).__name__} pred tangent"
+        dz = as_float_array(dz, name, z2.dtype)
+        check_shape(dz, shape, name)
+        out = self._grad.get(("tangent", z2.shape, z2.dtype))
+        if out is None:
+            out = self._grad[("tangent", z2.shape, z2.dtype)] = np.empty_like(z2)
+        if np.may_share_memory(dz, out):
+            dz = dz.copy()
+        kernel = self._tangent_kernel_for(target)
+        kernels.pick(kernel, z2.size)(z2, target, weights, dz.reshape(z2.shape), out)
+        return out.reshape(shape)
+
     def _kernel_for(self, target):
         return self.kernel
+
+    def _tangent_kernel_for(self, target):
+        return self.tangent_kernel
 
     def _check_pred(self, pred):
         name = type(self).__name__
@@ -138,6 +169,10 @@ class SoftmaxCrossEntropy(Loss):
 
     .. math:: L = \frac1W\sum_i w_i\,(\mathrm{logsumexp}(z_i) - z_{i y_i}),\qquad
               \partial L/\partial z_i = w_i (p_i - y_i) / W
+
+    Hessian-vector product (:meth:`Loss.tangent_backward`), per row:
+    :math:`\frac{w_i}{W}(\mathrm{diag}(p_i) - p_i p_i^\top)\,dz_i` (times the row's
+    target mass for probability rows).
     """
 
     pred_ndims = (2,)
@@ -146,6 +181,11 @@ class SoftmaxCrossEntropy(Loss):
         if target.dtype.kind == "i":
             return kernels.softmax_cross_entropy
         return kernels.softmax_cross_entropy_dense
+
+    def _tangent_kernel_for(self, target):
+        if target.dtype.kind == "i":
+            return kernels.softmax_cross_entropy_tangent
+        return kernels.softmax_cross_entropy_dense_tangent
 
     def _target(self, target, shape, dtype):
         if target.ndim != 1:
@@ -175,9 +215,12 @@ class SigmoidBinaryCrossEntropy(Loss):
 
     .. math:: \ell = \max(z,0) - z t + \log(1 + e^{-|z|}),\qquad
               \partial L/\partial z = w_i(\sigma(z) - t)/W
+
+    Hessian-vector product: :math:`\frac{w_i}{W}\sigma(z)(1 - \sigma(z))\,dz`.
     """
 
     kernel = kernels.sigmoid_binary_cross_entropy
+    tangent_kernel = kernels.sigmoid_binary_cross_entropy_tangent
 
     def _target(self, target, shape, dtype):
         return self._float_target(target, shape, dtype, low=0.0, high=1.0)
@@ -185,9 +228,11 @@ class SigmoidBinaryCrossEntropy(Loss):
 
 class MSELoss(Loss):
     r"""Mean squared error :math:`\mathrm{mean}((p - t)^2)`; gradient
-    :math:`2 (p - t) / \mathrm{size}` (weighted: rows scaled by :math:`w_i / W`)."""
+    :math:`2 (p - t) / \mathrm{size}` (weighted: rows scaled by :math:`w_i / W`);
+    Hessian-vector product :math:`2\,dz / \mathrm{size}`."""
 
     kernel = kernels.squared_error
+    tangent_kernel = kernels.squared_error_tangent
 
     def _target(self, target, shape, dtype):
         return self._float_target(target, shape, dtype)
@@ -195,10 +240,11 @@ class MSELoss(Loss):
 
 class PoissonLoss(Loss):
     r"""Half Poisson deviance of :math:`\mu = e^{z}` against counts ``t >= 0``, mean
-    over elements; gradient :math:`(e^{z} - t) / \mathrm{size}`. ``pred`` is the
-    log-rate."""
+    over elements; gradient :math:`(e^{z} - t) / \mathrm{size}`, Hessian-vector
+    product :math:`e^{z} dz / \mathrm{size}`. ``pred`` is the log-rate."""
 
     kernel = kernels.poisson_exp
+    tangent_kernel = kernels.poisson_exp_tangent
 
     def _target(self, target, shape, dtype):
         return self._float_target(target, shape, dtype, low=0.0)

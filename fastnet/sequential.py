@@ -12,6 +12,11 @@ def _check_module(module, where):
     return module
 
 
+def _part(arrays, i, module, attr):
+    """Module ``i``'s entries of a ``"<index>.<name>"`` dictionary, by its names."""
+    return {name: arrays[f"{i}.{name}"] for name in getattr(module, attr, {})}
+
+
 class Sequential(Module):
     """``forward`` runs ``x`` through every module in turn; ``backward`` runs ``dy``
     back in reverse order, each module filling its own ``grads``.
@@ -61,6 +66,22 @@ class Sequential(Module):
         for m in reversed(self.modules):
             dy = m.backward(dy)
         return dy
+
+    def tangent_forward(self, tx, *, tparams):
+        """The tangent of the last ``forward``, through every module in turn;
+        ``tparams`` uses this model's ``"<index>.<name>"`` parameter names."""
+        for i, m in enumerate(self.modules):
+            tx = m.tangent_forward(tx, tparams=_part(tparams, i, m, "params"))
+        return tx
+
+    def tangent_backward(self, dy, ddy, hgrads, need_dx=True):
+        """``(dx, ddx)`` back through the modules in reverse, each writing the
+        tangents of its gradients into ``hgrads["<index>.<name>"]``."""
+        for i in range(len(self.modules) - 1, -1, -1):
+            m = self.modules[i]
+            part = _part(hgrads, i, m, "grads")
+            dy, ddy = m.tangent_backward(dy, ddy, part, need_dx=need_dx or i > 0)
+        return dy, ddy
 
     def children(self):
         """The modules, in order (for code that walks a model, like checkpoints)."""

@@ -13,20 +13,31 @@ from ._config import FASTMATH, PARALLEL_MIN_SIZE
 from .activations import ACTIVATIONS, Activation
 from .dropout import dropout_backward, dropout_forward
 from .einsum import batched_matmul, strided_reduce
-from .linear import column_sum, linear_backward, linear_forward
+from .linear import (
+    column_sum,
+    linear_backward,
+    linear_backward_tangent,
+    linear_forward,
+    linear_forward_tangent,
+)
 from .losses import (
     poisson_exp,
+    poisson_exp_tangent,
     sigmoid_binary_cross_entropy,
+    sigmoid_binary_cross_entropy_tangent,
     softmax_cross_entropy,
     softmax_cross_entropy_dense,
+    softmax_cross_entropy_dense_tangent,
+    softmax_cross_entropy_tangent,
     squared_error,
+    squared_error_tangent,
 )
 from .mlp import OUT_KINDS
 from .mlp import callbacks as mlp_callbacks
 from .mlp import epoch as mlp_epoch
 from .mlp import forward as mlp_forward
 from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
-from .softmax import softmax_backward, softmax_forward
+from .softmax import softmax_backward, softmax_backward_tangent, softmax_forward
 from .util import all_finite, axpy
 
 
@@ -50,20 +61,28 @@ __all__ = [
     "dropout_backward",
     "dropout_forward",
     "linear_backward",
+    "linear_backward_tangent",
     "linear_forward",
+    "linear_forward_tangent",
     "mlp_callbacks",
     "mlp_epoch",
     "mlp_forward",
     "pick",
     "poisson_exp",
+    "poisson_exp_tangent",
     "scale_inplace",
     "sgd_update",
     "sigmoid_binary_cross_entropy",
+    "sigmoid_binary_cross_entropy_tangent",
     "softmax_backward",
+    "softmax_backward_tangent",
     "softmax_cross_entropy",
     "softmax_cross_entropy_dense",
+    "softmax_cross_entropy_dense_tangent",
+    "softmax_cross_entropy_tangent",
     "softmax_forward",
     "squared_error",
+    "squared_error_tangent",
     "strided_reduce",
     "sum_squares",
 ]

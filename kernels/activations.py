@@ -1,12 +1,14 @@
-"""Elementwise activations: forward, backward, and the fused ``bias + activation``.
+r"""Elementwise activations: forward, backward, and the fused ``bias + activation``.
 
 Every activation is two scalar functions, registered in :data:`ACTIVATIONS`:
 
 * ``f(x, alpha)``: the activation (``alpha`` is used by LeakyReLU only);
 * ``df(saved, alpha)``: its derivative, written in terms of the *saved* tensor,
-  which is the input ``x`` or the output ``y`` as the registry's ``saves`` says.
+  which is the input ``x`` or the output ``y`` as the registry's ``saves`` says;
+* ``d2f(saved, alpha)``: its second derivative, from the same saved tensor (for
+  Hessian-vector products; ReLU and LeakyReLU: 0, at the kink too).
 
-From these, :func:`_make` builds four kernels from the loop templates below, each
+From these, :func:`_make` builds five kernels from the loop templates below, each
 compiled serially and with a ``parallel=True`` twin (``_config.jit_twins``):
 
 * ``forward(x, alpha, out)`` and ``backward(dy, saved, alpha, out)`` on 1-D arrays
@@ -14,9 +16,16 @@ compiled serially and with a ``parallel=True`` twin (``_config.jit_twins``):
 * ``bias_forward(z, b, alpha, out)`` on a 2-D GEMM output: ``z += b`` in place,
   then ``out = f(z)`` (``out`` may be ``z`` itself when ``saves == "y"``);
 * ``bias_backward(dy, saved, alpha, dz, db)``: ``dz = dy * df(saved)`` and
-  ``db = dz.sum(0)``.
+  ``db = dz.sum(0)``;
+* ``backward_tangent(dy, saved, ddy, tx, alpha, dx, ddx)``: the backward and its
+  tangent (Pearlmutter's R-operator) in one pass, on 1-D arrays:
+  ``dx = dy * df(saved)`` and ``ddx = ddy * df(saved) + dy * d2f(saved) * tx``, where
+  ``ddy`` is the tangent of ``dy`` and ``tx`` the tangent of the input ``x``.
 
-All backward kernels take ``(dy, saved, alpha, out...)`` in that order.
+All backward kernels take ``(dy, saved, alpha, out...)`` in that order; the tangent
+of a backward inserts the tangents ``(ddy, tx)`` after ``(dy, saved)``. The tangent
+of the forward needs no kernel of its own: it is ``backward(tx, saved, alpha, ty)``,
+:math:`t_y = f'(x)\,t_x` (the Jacobian of an elementwise map is diagonal).
 """
 
 import math
@@ -45,6 +54,12 @@ def _identity_grad(saved, alpha):
 
 
 @jit_inline
+def _identity_grad2(saved, alpha):
+    """:math:`f''(x) = 0`."""
+    return 0.0
+
+
+@jit_inline
 def _relu(x, alpha):
     r""":math:`f(x) = \max(x, 0)`; NaN stays NaN."""
     return 0.0 if x <= 0.0 else x
@@ -60,6 +75,14 @@ def _relu_grad(y, alpha):
 
 
 @jit_inline
+def _relu_grad2(y, alpha):
+    r""":math:`f''(x) = 0` for :math:`x \neq 0`; at the kink, where the second
+    derivative does not exist, 0 as well (so the Hessian of a ReLU network is that of
+    its piecewise-linear pieces, as PyTorch's and JAX's autodiff give it)."""
+    return 0.0
+
+
+@jit_inline
 def _leaky_relu(x, alpha):
     r""":math:`f(x) = x` if :math:`x \ge 0` else :math:`\alpha x`."""
     return x if x >= 0.0 else alpha * x
@@ -72,6 +95,13 @@ def _leaky_relu_grad(x, alpha):
     Saved: the input ``x`` (the output cannot tell the sign when ``alpha <= 0``).
     """
     return 1.0 if x >= 0.0 else alpha
+
+
+@jit_inline
+def _leaky_relu_grad2(x, alpha):
+    r""":math:`f''(x) = 0` for :math:`x \neq 0`, and 0 at the kink (see
+    :func:`_relu_grad2`)."""
+    return 0.0
 
 
 @jit_inline
@@ -94,6 +124,17 @@ def _gelu_grad(x, alpha):
     return 0.5 * math.erfc(-x * _SQRT_HALF) + x * (
         _INV_SQRT_2PI * math.exp(-0.5 * x * x)
     )
+
+
+@jit_inline
+def _gelu_grad2(x, alpha):
+    r""":math:`f''(x) = 2\varphi(x) + x\varphi'(x) = \varphi(x)\,(2 - x^2)`,
+    since :math:`\varphi'(x) = -x\varphi(x)`. Saved: the input ``x``."""
+    xx = x * x
+    # min: where x * x overflows (float32 beyond 1.8e19) phi is 0, and 0 * inf
+    # would be NaN; a select rather than a branch keeps the loop vectorised alike in
+    # the serial and the parallel twin
+    return _INV_SQRT_2PI * math.exp(-0.5 * xx) * (2.0 - min(xx, 1e4))
 
 
 @jit_inline
@@ -125,6 +166,26 @@ def _gelu_tanh_grad(x, alpha):
 
 
 @jit_inline
+def _gelu_tanh_grad2(x, alpha):
+    r""":math:`f''(x) = 2 s' + x s''` for :math:`f = x s`, :math:`s = \sigma(2u)`:
+    :math:`s' = 2 s (1 - s) u'`, :math:`s'' = 2\,(s' (1 - 2 s) u' + s (1 - s) u'')`,
+    :math:`u' = \sqrt{2/\pi}(1 + 3 \cdot 0.044715 x^2)`,
+    :math:`u'' = 6 \cdot 0.044715 \sqrt{2/\pi}\, x`. Saved: the input ``x``.
+    """
+    # Beyond |x| = 50, s is exactly 0 or 1 and f'' exactly 0: the clamp gives that
+    # 0 without overflowing x**3 (0 * inf), and without a branch, which kept the
+    # serial and parallel twins from vectorising alike.
+    x = max(-50.0, min(x, 50.0))
+    u = _SQRT_2_OVER_PI * (x + _GELU_C * x * x * x)
+    s = 1.0 / (1.0 + math.exp(-2.0 * u))
+    du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)
+    ddu = 6.0 * _GELU_C * _SQRT_2_OVER_PI * x
+    ds = 2.0 * s * (1.0 - s) * du
+    dds = 2.0 * (ds * (1.0 - 2.0 * s) * du + s * (1.0 - s) * ddu)
+    return 2.0 * ds + x * dds
+
+
+@jit_inline
 def _tanh(x, alpha):
     r""":math:`f(x) = \tanh x`."""
     return math.tanh(x)
@@ -134,6 +195,12 @@ def _tanh(x, alpha):
 def _tanh_grad(y, alpha):
     """:math:`f'(x) = 1 - y^2`. Saved: the output ``y``."""
     return 1.0 - y * y
+
+
+@jit_inline
+def _tanh_grad2(y, alpha):
+    """:math:`f''(x) = -2 y (1 - y^2)`. Saved: the output ``y``."""
+    return -2.0 * y * (1.0 - y * y)
 
 
 @jit_inline
@@ -148,6 +215,12 @@ def _logistic_grad(y, alpha):
     return y * (1.0 - y)
 
 
+@jit_inline
+def _logistic_grad2(y, alpha):
+    """:math:`f''(x) = y (1 - y)(1 - 2 y)`. Saved: the output ``y``."""
+    return y * (1.0 - y) * (1.0 - 2.0 * y)
+
+
 class Activation(NamedTuple):
     """One activation's compiled kernels; each is a (serial, parallel) pair."""
 
@@ -155,12 +228,13 @@ class Activation(NamedTuple):
     backward: tuple
     bias_forward: tuple
     bias_backward: tuple
+    backward_tangent: tuple
     saves: str  # "x" or "y": which tensor backward needs
 
 
-# Loop templates. ``_f`` and ``_df`` are bound to one activation's scalar functions
-# by ``jit_twins`` in ``_make``; these placeholders are never called.
-_f = _df = None
+# Loop templates. ``_f``, ``_df`` and ``_d2f`` are bound to one activation's scalar
+# functions by ``jit_twins`` in ``_make``; these placeholders are never called.
+_f = _df = _d2f = None
 
 
 def _forward(x, alpha, out):
@@ -171,6 +245,13 @@ def _forward(x, alpha, out):
 def _backward(dy, saved, alpha, out):
     for i in prange(dy.shape[0]):
         out[i] = dy[i] * _df(saved[i], alpha)
+
+
+def _backward_tangent(dy, saved, ddy, tx, alpha, dx, ddx):
+    for i in prange(dy.shape[0]):
+        d1 = _df(saved[i], alpha)
+        dx[i] = dy[i] * d1
+        ddx[i] = ddy[i] * d1 + dy[i] * _d2f(saved[i], alpha) * tx[i]
 
 
 def _bias_forward(z, b, alpha, out):
@@ -193,10 +274,11 @@ def _bias_backward(dy, saved, alpha, dz, db):
             db[j] += dz[i, j]
 
 
-def _make(name, f, df, saves):
+def _make(name, f, df, d2f, saves):
+    templates = (_forward, _backward, _bias_forward, _bias_backward, _backward_tangent)
     kernels = [
-        jit_twins(template, f"{name}{template.__name__}", _f=f, _df=df)
-        for template in (_forward, _backward, _bias_forward, _bias_backward)
+        jit_twins(template, f"{name}{template.__name__}", _f=f, _df=df, _d2f=d2f)
+        for template in templates
     ]
     return Activation(*kernels, saves)
 
@@ -204,11 +286,13 @@ def _make(name, f, df, saves):
 #: name -> compiled kernels. Estimators validate ``activation=`` against these keys
 #: and the tests parametrize over them.
 ACTIVATIONS = {
-    "identity": _make("identity", _identity, _identity_grad, "y"),
-    "relu": _make("relu", _relu, _relu_grad, "y"),
-    "leaky_relu": _make("leaky_relu", _leaky_relu, _leaky_relu_grad, "x"),
-    "gelu": _make("gelu", _gelu, _gelu_grad, "x"),
-    "gelu_tanh": _make("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, "x"),
-    "tanh": _make("tanh", _tanh, _tanh_grad, "y"),
-    "logistic": _make("logistic", _logistic, _logistic_grad, "y"),
+    "identity": _make("identity", _identity, _identity_grad, _identity_grad2, "y"),
+    "relu": _make("relu", _relu, _relu_grad, _relu_grad2, "y"),
+    "leaky_relu": _make(
+        "leaky_relu", _leaky_relu, _leaky_relu_grad, _leaky_relu_grad2, "x"
+    ),
+    "gelu": _make("gelu", _gelu, _gelu_grad, _gelu_grad2, "x"),
+    "gelu_tanh": _make("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, _gelu_tanh_grad2, "x"),
+    "tanh": _make("tanh", _tanh, _tanh_grad, _tanh_grad2, "y"),
+    "logistic": _make("logistic", _logistic, _logistic_grad, _logistic_grad2, "y"),
 }

@@ -19,6 +19,22 @@ def linear_forward(x, w, b, out):
 
 
 @jit_inline
+def linear_forward_tangent(x, w, tx, tw, tb, out):
+    r"""Tangent (JVP) of :func:`linear_forward` along ``(tx, tw, tb)``:
+
+    .. math:: T_Y = T_X W + X T_W + t_b
+
+    An empty ``tx`` is a zero input tangent (the data), and skips its product.
+    """
+    gemm(x, tw, out, 1.0, 0.0, False, False)
+    if tx.size > 0:
+        gemm(tx, w, out, 1.0, 1.0, False, False)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] += tb[j]
+
+
+@jit_inline
 def linear_backward(dy, x, w, dx, dw, db):
     r"""Vector-Jacobian product of :func:`linear_forward`.
 
@@ -32,6 +48,34 @@ def linear_backward(dy, x, w, dx, dw, db):
     gemm(x, dy, dw, 1.0, 0.0, True, False)
     if db.size > 0:
         column_sum(dy, db)
+
+
+@jit_inline
+def linear_backward_tangent(dy, x, w, ddy, tx, tw, dx, ddx, hw, hb):
+    r""":func:`linear_backward`'s ``dX`` and the tangents of its three outputs
+    (Pearlmutter's R-operator), given the tangents ``ddy`` of ``dy``, ``tx`` of ``x``
+    and ``tw`` of ``w``:
+
+    .. math:: dX = dY W^\top,\quad T_{dX} = T_{dY} W^\top + dY\,T_W^\top,\quad
+              T_{dW} = X^\top T_{dY} + T_X^\top dY,\quad
+              T_{db} = \textstyle\sum_i T_{dY, i,:}
+
+    Arguments: the backward's ``(dy, x, w)``, their tangents ``(ddy, tx, tw)``, then
+    the outputs. An empty ``dx`` / ``ddx`` skips that output (the first layer needs
+    neither); an empty ``tx`` is a zero input tangent; an empty ``dy`` is a zero
+    ``dy``, which leaves the Gauss-Newton terms only (``T_dX = T_dY W^T``,
+    ``T_dW = X^T T_dY``).
+    """
+    if dx.size > 0 and dy.size > 0:
+        gemm(dy, w, dx, 1.0, 0.0, False, True)
+    if ddx.size > 0:
+        gemm(ddy, w, ddx, 1.0, 0.0, False, True)
+        if dy.size > 0:
+            gemm(dy, tw, ddx, 1.0, 1.0, False, True)
+    gemm(x, ddy, hw, 1.0, 0.0, True, False)
+    if tx.size > 0 and dy.size > 0:
+        gemm(tx, dy, hw, 1.0, 1.0, True, False)
+    column_sum(ddy, hb)
 
 
 @jit_inline

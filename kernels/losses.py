@@ -59,6 +59,19 @@ def _row_cross_entropy(z, t, i, lse):
     return row, mass
 
 
+@jit
+def _row_softmax_tangent(z, dz, i, scale, out):
+    r"""``out[i] = scale * p ⊙ (dz[i] - p · dz[i])``, :math:`p = \mathrm{softmax}(z_i)`:
+    row ``i`` of :math:`(\mathrm{diag}(p) - p p^\top)\,dz`, scaled."""
+    m, s = _row_logsumexp(z, i)
+    inv = 1.0 / s
+    d = 0.0
+    for j in range(z.shape[1]):
+        d += math.exp(z[i, j] - m) * inv * dz[i, j]
+    for j in range(z.shape[1]):
+        out[i, j] = scale * math.exp(z[i, j] - m) * inv * (dz[i, j] - d)
+
+
 def _softmax_cross_entropy(z, y, w, grad):
     r"""Softmax cross-entropy with integer labels ``y`` (0 <= y < k), from logits ``z``.
 
@@ -80,6 +93,23 @@ def _softmax_cross_entropy(z, y, w, grad):
             grad[i, j] = scale * math.exp(z[i, j] - m) * inv
         grad[i, y[i]] -= scale
     return loss
+
+
+def _softmax_cross_entropy_tangent(z, y, w, dz, out):
+    r"""Hessian-vector product of :func:`_softmax_cross_entropy` in ``z``: per row,
+
+    .. math:: \frac{\partial^2 L}{\partial z_i^2}\,dz_i
+              = \frac{w_i}{W}\big(\mathrm{diag}(p_i) - p_i p_i^\top\big)\,dz_i
+              = \frac{w_i}{W}\, p_i \odot (dz_i - p_i \cdot dz_i)
+
+    (the labels ``y`` do not enter). Arguments: the loss's ``(z, y, w)``, then the
+    direction ``dz``, then ``out``.
+    """
+    n = z.shape[0]
+    total = _weight_total(w, n)
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        _row_softmax_tangent(z, dz, i, scale, out)
 
 
 def _softmax_cross_entropy_dense(z, t, w, grad):
@@ -105,6 +135,24 @@ def _softmax_cross_entropy_dense(z, t, w, grad):
         for j in range(k):
             grad[i, j] = scale * (math.exp(z[i, j] - m) * inv * mass - t[i, j])
     return loss
+
+
+def _softmax_cross_entropy_dense_tangent(z, t, w, dz, out):
+    r"""Hessian-vector product of :func:`_softmax_cross_entropy_dense` in ``z``:
+
+    .. math:: \frac{w_i}{W} \Big(\sum_l t_{il}\Big)
+              \big(\mathrm{diag}(p_i) - p_i p_i^\top\big)\,dz_i
+
+    (the gradient is :math:`\frac{w_i}{W}(p_i \sum_l t_{il} - t_i)`, ``t`` constant).
+    """
+    n, k = z.shape
+    total = _weight_total(w, n)
+    for i in prange(n):
+        mass = 0.0
+        for j in range(k):
+            mass += t[i, j]
+        scale = (w[i] if w.size > 0 else 1.0) / total * mass
+        _row_softmax_tangent(z, dz, i, scale, out)
 
 
 def _sigmoid_binary_cross_entropy(z, t, w, grad):
@@ -133,6 +181,24 @@ def _sigmoid_binary_cross_entropy(z, t, w, grad):
     return loss
 
 
+def _sigmoid_binary_cross_entropy_tangent(z, t, w, dz, out):
+    r"""Hessian-vector product of :func:`_sigmoid_binary_cross_entropy` in ``z``
+    (diagonal: each output's loss depends on its own logit only):
+
+    .. math:: \frac{w_i}{W}\,\sigma(z_{ik})\,(1 - \sigma(z_{ik}))\,dz_{ik}
+
+    computed as :math:`e/(1+e)^2`, :math:`e = e^{-|z|}`, which never overflows.
+    """
+    n, k = z.shape
+    total = _weight_total(w, n)
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        for j in range(k):
+            e = math.exp(-abs(z[i, j]))
+            q = 1.0 + e
+            out[i, j] = scale * e / (q * q) * dz[i, j]
+
+
 def _squared_error(p, t, w, grad):
     r"""Mean squared error over all ``n * k`` elements.
 
@@ -154,6 +220,17 @@ def _squared_error(p, t, w, grad):
             grad[i, j] = 2.0 * scale * d
         loss += scale * row
     return loss
+
+
+def _squared_error_tangent(p, t, w, dz, out):
+    r"""Hessian-vector product of :func:`_squared_error` in ``p``:
+    :math:`\frac{2 w_i}{W k}\,dz_{ij}` (a constant diagonal)."""
+    n, k = p.shape
+    total = _weight_total(w, n) * k
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        for j in range(k):
+            out[i, j] = 2.0 * scale * dz[i, j]
 
 
 def _poisson_exp(z, t, w, grad):
@@ -183,8 +260,27 @@ def _poisson_exp(z, t, w, grad):
     return loss
 
 
+def _poisson_exp_tangent(z, t, w, dz, out):
+    r"""Hessian-vector product of :func:`_poisson_exp` in ``z``:
+    :math:`\frac{w_i}{W k}\,e^{z_{ij}}\,dz_{ij}` (diagonal)."""
+    n, k = z.shape
+    total = _weight_total(w, n) * k
+    for i in prange(n):
+        scale = (w[i] if w.size > 0 else 1.0) / total
+        for j in range(k):
+            out[i, j] = scale * math.exp(z[i, j]) * dz[i, j]
+
+
 softmax_cross_entropy = jit_twins(_softmax_cross_entropy)
 softmax_cross_entropy_dense = jit_twins(_softmax_cross_entropy_dense)
 sigmoid_binary_cross_entropy = jit_twins(_sigmoid_binary_cross_entropy)
 squared_error = jit_twins(_squared_error)
 poisson_exp = jit_twins(_poisson_exp)
+
+# The tangents of the gradients (Hessian-vector products in the logits), each
+# ``(z, target, w, dz, out)``: the loss's arguments, the direction, the output.
+softmax_cross_entropy_tangent = jit_twins(_softmax_cross_entropy_tangent)
+softmax_cross_entropy_dense_tangent = jit_twins(_softmax_cross_entropy_dense_tangent)
+sigmoid_binary_cross_entropy_tangent = jit_twins(_sigmoid_binary_cross_entropy_tangent)
+squared_error_tangent = jit_twins(_squared_error_tangent)
+poisson_exp_tangent = jit_twins(_poisson_exp_tangent)

@@ -42,7 +42,39 @@ def _softmax_backward(dy, p, out):
             out[i, j] = p[i, j] * (dy[i, j] - d)
 
 
+def _softmax_backward_tangent(dy, p, ddy, tx, dx, ddx):
+    r"""The backward :func:`_softmax_backward` and its tangent, in one pass per row.
+
+    With :math:`t_p = p \odot (t_x - \sum_k t_{x,k} p_k)` the tangent of ``p`` (the
+    forward's Jacobian applied to the input tangent ``tx``), :math:`s = \sum_k dy_k
+    p_k` and its tangent :math:`t_s = \sum_k (ddy_k p_k + dy_k t_{p,k})`:
+
+    .. math:: dx = p \odot (dy - s),\qquad
+              ddx = t_p \odot (dy - s) + p \odot (ddy - t_s)
+
+    Saved: the output ``p``; ``ddy`` is the tangent of ``dy``.
+    """
+    for i in prange(dy.shape[0]):
+        a = 0.0
+        s = 0.0
+        for j in range(dy.shape[1]):
+            a += tx[i, j] * p[i, j]
+            s += dy[i, j] * p[i, j]
+        ts = 0.0
+        for j in range(dy.shape[1]):
+            tp = p[i, j] * (tx[i, j] - a)
+            ts += ddy[i, j] * p[i, j] + dy[i, j] * tp
+        for j in range(dy.shape[1]):
+            tp = p[i, j] * (tx[i, j] - a)
+            dx[i, j] = p[i, j] * (dy[i, j] - s)
+            ddx[i, j] = tp * (dy[i, j] - s) + p[i, j] * (ddy[i, j] - ts)
+
+
 #: ``softmax_forward(x, out)`` (serial, parallel); rows of ``x`` must be non-empty.
 softmax_forward = jit_twins(_softmax_forward)
 #: ``softmax_backward(dy, p, out)`` (serial, parallel).
 softmax_backward = jit_twins(_softmax_backward)
+#: ``softmax_backward_tangent(dy, p, ddy, tx, dx, ddx)`` (serial, parallel). The
+#: tangent of the forward is ``softmax_backward(tx, p, tp)``: the Jacobian
+#: :math:`\mathrm{diag}(p) - p p^\top` is symmetric.
+softmax_backward_tangent = jit_twins(_softmax_backward_tangent)

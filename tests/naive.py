@@ -52,6 +52,31 @@ ACTIVATIONS = {
 }
 
 
+def _gelu_tanh_grad2(x):
+    # d/dx of s + x s', s = expit(2u): 2 s' + x s'', written out independently of
+    # the kernel's grouping.
+    c, a = SQRT_2_OVER_PI, 0.044715
+    u = c * (x + a * x**3)
+    s = expit(2 * u)
+    du, ddu = c * (1 + 3 * a * x**2), 6 * a * c * x
+    ds = 2 * s * (1 - s) * du
+    dds = 2 * (ds * (1 - 2 * s) * du + s * (1 - s) * ddu)
+    return 2 * ds + x * dds
+
+
+# name -> f''(x, alpha): second derivatives in terms of x; ReLU and LeakyReLU 0
+# everywhere (the kink included), as autodiff frameworks give them.
+SECOND_DERIVATIVES = {
+    "identity": lambda x, a: np.zeros_like(x),
+    "relu": lambda x, a: np.zeros_like(x),
+    "leaky_relu": lambda x, a: np.zeros_like(x),
+    "gelu": lambda x, a: _phi_pdf(x) * (2.0 - x * x),
+    "gelu_tanh": lambda x, a: _gelu_tanh_grad2(x),
+    "tanh": lambda x, a: -2.0 * np.tanh(x) * (1.0 - np.tanh(x) ** 2),
+    "logistic": lambda x, a: expit(x) * (1 - expit(x)) * (1 - 2 * expit(x)),
+}
+
+
 def linear(x, w, b):
     return x @ w + b
 
@@ -70,6 +95,38 @@ def softmax_vjp(dy, x):
     p = softmax(x)
     jac = np.einsum("ij,jk->ijk", p, np.eye(p.shape[1])) - np.einsum("ij,ik->ijk", p, p)
     return np.einsum("ijk,ij->ik", jac, dy)
+
+
+def softmax_jvp_tangent(dy, ddy, x, tx):
+    """(dx, ddx): the softmax VJP of dy and its tangent along (ddy, tx), by the
+    product rule on the explicit Jacobian J(p) = diag(p) - p pᵀ."""
+    p = softmax(x)
+    eye = np.eye(p.shape[1])
+    jac = np.einsum("ij,jk->ijk", p, eye) - np.einsum("ij,ik->ijk", p, p)
+    tp = np.einsum("ijk,ik->ij", jac, tx)
+    tjac = np.einsum("ij,jk->ijk", tp, eye) - np.einsum("ij,ik->ijk", tp, p)
+    tjac -= np.einsum("ij,ik->ijk", p, tp)
+    dx = np.einsum("ijk,ij->ik", jac, dy)
+    ddx = np.einsum("ijk,ij->ik", jac, ddy) + np.einsum("ijk,ij->ik", tjac, dy)
+    return dx, ddx
+
+
+def loss_hessians(name, z, t, w=None):
+    """Per-row Hessians (n, k, k) of a fused loss in its prediction ``z``."""
+    n, k = z.shape
+    w = _weights(w, n)
+    if name.startswith("softmax_cross_entropy"):
+        p = softmax(z)
+        mass = np.ones(n) if np.ndim(t) == 1 else np.asarray(t).sum(1)
+        h = np.einsum("ij,jk->ijk", p, np.eye(k)) - np.einsum("ij,ik->ijk", p, p)
+        return h * (w * mass / w.sum())[:, None, None]
+    if name == "sigmoid_binary_cross_entropy":
+        d = expit(z) * (1 - expit(z)) * w[:, None] / w.sum()
+    elif name == "squared_error":
+        d = 2.0 * np.ones_like(z) * w[:, None] / (w.sum() * k)
+    else:  # poisson_exp
+        d = np.exp(z) * w[:, None] / (w.sum() * k)
+    return np.einsum("ij,jk->ijk", d, np.eye(k))
 
 
 def _weights(w, n):

@@ -53,7 +53,7 @@ def _dispatchers():
                 v for v in value if isinstance(v, numba.core.registry.CPUDispatcher)
             ]
     for act in kernels.ACTIVATIONS.values():
-        for pair in act[:4]:
+        for pair in act[:5]:
             found += list(pair)
     return found
 

@@ -8,20 +8,24 @@ from .base import Module
 
 
 class Activation(Module):
-    """An elementwise activation from the registry, on arrays of any shape.
+    r"""An elementwise activation from the registry, on arrays of any shape.
 
     float32 and float64 input keep their dtype. ``backward`` uses the tensor the
     registry says the derivative needs (the input for LeakyReLU and GeLU, the output
     for the others).
+
+    Tangents: :math:`t_y = f'(x)\,t_x`, and the backward's
+    :math:`t_{dx} = t_{dy} f'(x) + dy\,f''(x)\,t_x`.
     """
 
     kernel_name = None  # a key of fastnet.kernels.ACTIVATIONS
     alpha = 0.0
-    _transient = ("_saved",)
+    _transient = ("_saved", "_tx")
 
     def __init__(self):
         super().__init__()
         self._saved = None
+        self._tx = None
 
     @property
     def _kernels(self):
@@ -49,6 +53,57 @@ class Activation(Module):
         kernel(dy.reshape(-1), saved.reshape(-1), self.alpha, dx.reshape(-1))
         return dx
 
+    def tangent_forward(self, tx, *, tparams=None):
+        self._require_forward(self._saved)
+        saved = self._saved
+        self._tx = tx = self._check_tangent(
+            tx, saved.shape, saved.dtype, "input tangent"
+        )
+        if tx is None:
+            return None
+        ty = self._buffer("ty", saved.shape, saved.dtype)
+        tx = self._tx = self._unaliased(tx, ty)
+        kernel = kernels.pick(self._kernels.backward, tx.size)  # diagonal Jacobian
+        kernel(tx.reshape(-1), saved.reshape(-1), self.alpha, ty.reshape(-1))
+        return ty
+
+    def tangent_backward(self, dy, ddy, hgrads=None, need_dx=True):
+        self._require_forward(self._saved)
+        saved = self._saved
+        name = "output gradient"
+        dy = self._check_tangent(dy, saved.shape, saved.dtype, name)
+        ddy = self._check_tangent(ddy, saved.shape, saved.dtype, f"{name} tangent")
+        if ddy is None:
+            raise ValueError(f"{type(self).__name__} {name} tangent is required")
+        if not need_dx:
+            return None, None
+        flat = saved.reshape(-1)
+        ddx = self._buffer("ddx", saved.shape, saved.dtype)
+        ddy = self._unaliased(ddy, ddx)
+        if dy is None:  # Gauss-Newton: the plain backward of ddy
+            kernel = kernels.pick(self._kernels.backward, ddy.size)
+            kernel(ddy.reshape(-1), flat, self.alpha, ddx.reshape(-1))
+            return None, ddx
+        dx = self._buffer("dx", saved.shape, saved.dtype)
+        dy = self._unaliased(self._unaliased(dy, dx), ddx)
+        ddy = self._unaliased(ddy, dx)
+        if self._tx is None:  # no input tangent: both are plain backwards
+            kernel = kernels.pick(self._kernels.backward, ddy.size)
+            kernel(dy.reshape(-1), flat, self.alpha, dx.reshape(-1))
+            kernel(ddy.reshape(-1), flat, self.alpha, ddx.reshape(-1))
+            return dx, ddx
+        kernel = kernels.pick(self._kernels.backward_tangent, ddy.size)
+        kernel(
+            dy.reshape(-1),
+            flat,
+            ddy.reshape(-1),
+            self._tx.reshape(-1),
+            self.alpha,
+            dx.reshape(-1),
+            ddx.reshape(-1),
+        )
+        return dx, ddx
+
 
 class Identity(Activation):
     """:math:`f(x) = x`; :math:`f'(x) = 1`."""
@@ -58,14 +113,15 @@ class Identity(Activation):
 
 class ReLU(Activation):
     r""":math:`f(x) = \max(x, 0)`; :math:`f'(x) = [x > 0]`, so ReLU'(0) = 0
-    (as PyTorch, JAX and scikit-learn)."""
+    (as PyTorch, JAX and scikit-learn); :math:`f''(x) = 0`, at the kink too."""
 
     kernel_name = "relu"
 
 
 class LeakyReLU(Activation):
     r""":math:`f(x) = x` for :math:`x \ge 0`, else :math:`\alpha x`;
-    :math:`f'(x) = 1` for :math:`x \ge 0`, else :math:`\alpha`, so LeakyReLU'(0) = 1."""
+    :math:`f'(x) = 1` for :math:`x \ge 0`, else :math:`\alpha`, so LeakyReLU'(0) = 1;
+    :math:`f''(x) = 0`, at the kink too."""
 
     kernel_name = "leaky_relu"
 

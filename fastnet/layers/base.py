@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .._checks import as_float_array, check_shape
+
 #: Buffers kept per key and module, one per distinct shape (see Module._buffer).
 MAX_SHAPES = 4
 
@@ -43,6 +45,34 @@ class Module:
     def backward(self, dy):
         raise NotImplementedError
 
+    # -- second order (Pearlmutter's R-operator; see fastnet.second_order) ----------
+    def tangent_forward(self, *tx, tparams):
+        """The tangent (JVP) of the last ``forward(x, train=True)``: the change of
+        ``y`` along the input tangent(s) ``tx`` and the parameter tangents
+        ``tparams`` ({param name: array}, the same names as ``params``).
+
+        ``None`` stands for a zero tangent (a data input), in and out. Keeps what
+        :meth:`tangent_backward` needs.
+        """
+        raise TypeError(
+            f"{type(self).__name__} has no tangent_forward / tangent_backward: "
+            "Hessian-vector products need them in every module"
+        )
+
+    def tangent_backward(self, dy, ddy, hgrads, need_dx=True):
+        """``(dx, ddx)``: what ``backward(dy)`` returns and its tangent, given the
+        tangent ``ddy`` of ``dy``; writes the tangent of each ``grads[name]`` into
+        the array ``hgrads[name]``. ``grads`` themselves are not touched.
+
+        ``dy=None`` is a zero ``dy``: only the Gauss-Newton terms remain, and ``dx``
+        is ``None``. With ``need_dx`` false neither ``dx`` nor ``ddx`` is computed
+        (the first layer's input is data). Call after :meth:`tangent_forward`.
+        """
+        raise TypeError(
+            f"{type(self).__name__} has no tangent_forward / tangent_backward: "
+            "Hessian-vector products need them in every module"
+        )
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_buffers"] = {}
@@ -76,6 +106,15 @@ class Module:
     def _unaliased(x, buf):
         """``x``, or a copy if it overlaps ``buf`` (a module fed its own buffer)."""
         return x.copy() if np.may_share_memory(x, buf) else x
+
+    def _check_tangent(self, t, shape, dtype, name):
+        """``t`` (a tangent, or None for zero) as a C-contiguous array of ``shape``
+        and ``dtype``: checked before any kernel reads it."""
+        if t is None:
+            return None
+        t = as_float_array(t, f"{type(self).__name__} {name}", dtype)
+        check_shape(t, shape, f"{type(self).__name__} {name}")
+        return t
 
     def _require_forward(self, *saved):
         if any(s is None for s in saved):

@@ -14,6 +14,10 @@ class Dropout(Module):
     Draws come from ``numpy.random.default_rng(random_state)``; its state is
     ``self.rng.bit_generator.state``, saved and restored by training checkpoints.
     Backward: :math:`dx = dy\,[u \ge p]/(1-p)` with the same draws.
+
+    Tangents: dropout is linear in ``x`` for a fixed mask, so the tangent of the
+    forward applies the last forward's mask to :math:`t_x`, and the tangent of the
+    backward is the backward of :math:`t_{dy}` (no second-order term).
     """
 
     _transient = ("_u", "_shape")
@@ -53,6 +57,38 @@ class Dropout(Module):
         kernel = kernels.pick(kernels.dropout_backward, u.size)
         kernel(dy.reshape(-1), u.reshape(-1), self.p, dx.reshape(-1))
         return dx
+
+    def tangent_forward(self, tx, *, tparams=None):
+        self._require_forward(self._shape)
+        dtype = self._u.dtype if self._u is not None else None
+        tx = self._check_tangent(tx, self._shape, dtype, "input tangent")
+        return tx if tx is None else self._masked(tx, "ty", kernels.dropout_forward)
+
+    def tangent_backward(self, dy, ddy, hgrads=None, need_dx=True):
+        self._require_forward(self._shape)
+        dtype = self._u.dtype if self._u is not None else None
+        name = "output gradient"
+        dy = self._check_tangent(dy, self._shape, dtype, name)
+        ddy = self._check_tangent(ddy, self._shape, dtype, f"{name} tangent")
+        if ddy is None:
+            raise ValueError(f"Dropout {name} tangent is required")
+        if not need_dx:
+            return None, None
+        dx = None if dy is None else self._masked(dy, "dx", kernels.dropout_backward)
+        return dx, self._masked(ddy, "ddx", kernels.dropout_backward)
+
+    def _masked(self, t, key, twins):
+        """``t`` through the last forward's mask into the buffer ``key`` (``t``
+        itself at inference or with ``p == 0``)."""
+        if self._u is None:
+            return t
+        u = self._u
+        out = self._buffer(key, u.shape, u.dtype)
+        t = self._unaliased(t, out)
+        kernels.pick(twins, u.size)(
+            t.reshape(-1), u.reshape(-1), self.p, out.reshape(-1)
+        )
+        return out
 
     def __repr__(self):
         return f"Dropout(p={self.p})"

@@ -22,9 +22,13 @@ class Linear(Module):
     :math:`a = \sqrt{6 / (n_{in} + n_{out})}`, from ``random_state``.
 
     Backward: :math:`dX = dY W^\top`, :math:`dW = X^\top dY`, :math:`db = \sum_i dY_i`.
+
+    Tangents (for Hessian-vector products): :math:`T_Y = T_X W + X T_W + t_b`, and
+    the backward's :math:`T_{dX} = T_{dY} W^\top + dY T_W^\top`,
+    :math:`T_{dW} = X^\top T_{dY} + T_X^\top dY`, :math:`T_{db} = \sum_i T_{dY,i}`.
     """
 
-    _transient = ("_x",)
+    _transient = ("_x", "_tx", "_tw")
 
     def __init__(self, n_in, n_out, dtype=np.float32, random_state=None):
         super().__init__()
@@ -38,6 +42,8 @@ class Linear(Module):
         self.params = {"W": w.astype(self.dtype), "b": b.astype(self.dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._x = None
+        self._tx = None
+        self._tw = None
 
     @classmethod
     def from_params(cls, W, b):
@@ -79,6 +85,74 @@ class Linear(Module):
             dy, self._x, self.params["W"], dx, self.grads["W"], self.grads["b"]
         )
         return dx
+
+    def tangent_forward(self, tx, *, tparams):
+        self._require_forward(self._x)
+        x = self._x
+        tx = self._check_tangent(tx, x.shape, self.dtype, "input tangent")
+        tw, tb = self._param_tangents(tparams)
+        self._check_params()
+        out = self._buffer("ty", (x.shape[0], self.n_out), self.dtype)
+        tx_ = self._empty() if tx is None else self._unaliased(tx, out)
+        kernels.linear_forward_tangent(x, self.params["W"], tx_, tw, tb, out)
+        self._tx, self._tw = tx_, tw
+        return out
+
+    def tangent_backward(self, dy, ddy, hgrads, need_dx=True):
+        self._require_forward(self._x, self._tw)
+        x, shape = self._x, (self._x.shape[0], self.n_out)
+        name = "output gradient"
+        ddy = self._check_tangent(ddy, shape, self.dtype, f"{name} tangent")
+        if ddy is None:
+            raise ValueError(f"Linear {name} tangent is required")
+        dy = self._check_tangent(dy, shape, self.dtype, name)
+        hw, hb = self._param_tangents(hgrads, "hgrads", writeable=True)
+        self._check_params()
+        dx = ddx = self._empty()
+        if need_dx:
+            if dy is not None:
+                dx = self._buffer("dx", x.shape, self.dtype)
+            ddx = self._buffer("ddx", x.shape, self.dtype)
+        dy_ = self._empty(self.n_out) if dy is None else self._unaliased(dy, dx)
+        ddy = self._unaliased(ddy, ddx)
+        kernels.linear_backward_tangent(
+            dy_, x, self.params["W"], ddy, self._tx, self._tw, dx, ddx, hw, hb
+        )
+        if not need_dx:
+            return None, None
+        return (None if dy is None else dx), ddx
+
+    def _empty(self, width=None):
+        """A (0, width) array: the kernels' marker for an absent operand."""
+        width = self.n_in if width is None else width
+        return self._buffer(f"empty{width}", (0, width), self.dtype)
+
+    def _param_tangents(self, arrays, what="tparams", writeable=False):
+        """``(arrays["W"], arrays["b"])``, checked: the kernels trust their shapes."""
+        if arrays is None or set(arrays) != {"W", "b"}:
+            got = None if arrays is None else sorted(arrays)
+            raise ValueError(f"Linear {what} must have the keys ['W', 'b'], got {got}")
+        out = []
+        for pname, shape in (("W", (self.n_in, self.n_out)), ("b", (self.n_out,))):
+            arr = arrays[pname]
+            if not writeable:
+                arr = as_float_array(arr, f"Linear {what}[{pname!r}]", self.dtype)
+            ok = (
+                isinstance(arr, np.ndarray)
+                and arr.shape == shape
+                and arr.dtype == self.dtype
+                and arr.flags.c_contiguous
+                and (arr.flags.writeable or not writeable)
+            )
+            if not ok:
+                raise ValueError(
+                    f"Linear {what}[{pname!r}] must be a C-contiguous {self.dtype} "
+                    f"array of shape {shape}; got "
+                    f"{getattr(arr, 'dtype', type(arr).__name__)} "
+                    f"{getattr(arr, 'shape', '')}"
+                )
+            out.append(arr)
+        return out
 
     def _check_params(self):
         # Parameters can be replaced by the user (or a loader) and the kernel

@@ -197,3 +197,60 @@ def test_fused_forward_may_run_in_place(name, rng):
     ACTIVATIONS[name].bias_forward[SERIAL](z.copy(), b, ALPHA, out)
     ACTIVATIONS[name].bias_forward[SERIAL](z, b, ALPHA, z)
     np.testing.assert_array_equal(z, out)
+
+
+# -- second order: backward_tangent ------------------------------------------------
+def backward_tangent(name, dy, ddy, x, tx, variant=SERIAL):
+    act = ACTIVATIONS[name]
+    saved = x if act.saves == "x" else forward(name, x)
+    dx, ddx = np.empty_like(x), np.empty_like(x)
+    act.backward_tangent[variant](
+        dy.reshape(-1), saved.reshape(-1), ddy.reshape(-1), tx.reshape(-1), ALPHA,
+        dx.reshape(-1), ddx.reshape(-1),
+    )  # fmt: skip
+    return dx, ddx
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_tangent_matches_numpy(name, dtype, rng):
+    x = np.concatenate([rng.standard_normal(500) * 3, SPECIAL]).astype(dtype)
+    dy, ddy, tx = (rng.standard_normal(x.shape).astype(dtype) for _ in range(3))
+    _, df = reference(name, x)
+    d2f = naive.SECOND_DERIVATIVES[name](x.astype(np.float64), ALPHA)
+    dx, ddx = backward_tangent(name, dy, ddy, x, tx)
+    f64 = [a.astype(np.float64) for a in (dy, ddy, tx)]
+    assert np.isfinite(ddx).all()
+    assert_close(dx, f64[0] * df, dtype, scale=4)
+    expected = f64[1] * df + f64[0] * d2f * f64[2]
+    assert_close(ddx, expected, dtype, scale=8)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_second_derivative_matches_central_differences(name, rng):
+    # f'' as the difference quotient of the backward kernel (off the kinks)
+    x = rng.uniform(0.01, 3.0, 60) * rng.choice([-1.0, 1.0], 60)
+    dy, ones = rng.standard_normal(60), np.ones(60)
+    zero = np.zeros(60)
+    _, ddx = backward_tangent(name, dy, zero, x, ones)
+    h = 1e-6
+    expected = (backward(name, dy, x + h) - backward(name, dy, x - h)) / (2 * h)
+    np.testing.assert_allclose(ddx, expected, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu"])
+def test_second_derivative_at_the_kink_is_zero(name):
+    x = np.array([0.0, -0.0, 1e-30, -1e-30])
+    _, ddx = backward_tangent(name, np.ones(4), np.zeros(4), x, np.ones(4))
+    np.testing.assert_array_equal(ddx, 0.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_tangent_twins_agree(name, dtype, rng):
+    x = (rng.standard_normal(70_000) * 3).astype(dtype)
+    dy, ddy, tx = (rng.standard_normal(x.shape).astype(dtype) for _ in range(3))
+    for a, b in zip(
+        backward_tangent(name, dy, ddy, x, tx, SERIAL),
+        backward_tangent(name, dy, ddy, x, tx, PARALLEL),
+        strict=True,
+    ):
+        assert_twins_equal(a, b)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fastnet import kernels
 from fastnet.kernels import column_sum, linear_backward, linear_forward
 from tests import naive
 from tests.conftest import assert_close, numeric_vjp
@@ -78,3 +79,32 @@ def test_against_torch_autograd(torch, rng):
     np.testing.assert_allclose(run_forward(x, w, b), ty.detach().numpy(), rtol=1e-13)
     for got, t in zip(run_backward(dy, x, w), (tx, tw, tb), strict=True):
         np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_tangent_kernels_match_numpy(dtype, rng):
+    n, n_in, n_out = 6, 5, 4
+    x, tx = (rng.standard_normal((n, n_in)).astype(dtype) for _ in range(2))
+    w, tw = (rng.standard_normal((n_in, n_out)).astype(dtype) for _ in range(2))
+    tb = rng.standard_normal(n_out).astype(dtype)
+    dy, ddy = (rng.standard_normal((n, n_out)).astype(dtype) for _ in range(2))
+    X, TX, W, TW, TB, DY, DDY = (
+        a.astype(np.float64) for a in (x, tx, w, tw, tb, dy, ddy)
+    )
+    ty = np.empty((n, n_out), dtype)
+    kernels.linear_forward_tangent(x, w, tx, tw, tb, ty)
+    assert_close(ty, TX @ W + X @ TW + TB, dtype, scale=8)
+    empty = np.empty((0, n_in), dtype)
+    kernels.linear_forward_tangent(x, w, empty, tw, tb, ty)  # zero input tangent
+    assert_close(ty, X @ TW + TB, dtype, scale=8)
+    dx, ddx = np.empty((n, n_in), dtype), np.empty((n, n_in), dtype)
+    hw, hb = np.empty((n_in, n_out), dtype), np.empty(n_out, dtype)
+    kernels.linear_backward_tangent(dy, x, w, ddy, tx, tw, dx, ddx, hw, hb)
+    assert_close(dx, DY @ W.T, dtype, scale=8)
+    assert_close(ddx, DDY @ W.T + DY @ TW.T, dtype, scale=8)
+    assert_close(hw, X.T @ DDY + TX.T @ DY, dtype, scale=8)
+    assert_close(hb, DDY.sum(0), dtype, scale=8)
+    # an empty dy (Gauss-Newton): only the ddy terms
+    no_dy = np.empty((0, n_out), dtype)
+    kernels.linear_backward_tangent(no_dy, x, w, ddy, tx, tw, empty, ddx, hw, hb)
+    assert_close(ddx, DDY @ W.T, dtype, scale=8)
+    assert_close(hw, X.T @ DDY, dtype, scale=8)

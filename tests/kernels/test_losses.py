@@ -207,3 +207,50 @@ def test_hypothesis_cross_entropy(z, data):
     assert np.isfinite(loss)
     assert loss == pytest.approx(want_loss, rel=1e-9, abs=1e-12)
     np.testing.assert_allclose(grad, want_grad, atol=1e-12)
+
+
+def run_tangent(name, z, t, dz, w=None, variant=0):
+    w = np.empty(0, z.dtype) if w is None else w
+    out = np.full_like(z, np.nan)
+    getattr(kernels, f"{name}_tangent")[variant](z, t, w, dz, out)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (9, 1), (20, 6)])
+def test_hessian_product_matches_numpy(name, weighted, shape, dtype, rng):
+    n, k = shape
+    z = rng.standard_normal(shape).astype(dtype)
+    t = make_targets(name, rng, n, k, dtype)
+    w = rng.uniform(0.1, 2.0, n).astype(dtype) if weighted else None
+    dz = rng.standard_normal(shape).astype(dtype)
+    h = naive.loss_hessians(name, f64(z), f64(t) if t.dtype.kind == "f" else t, w)
+    expected = np.einsum("ijk,ik->ij", h, f64(dz))
+    assert_close(run_tangent(name, z, t, dz, w), expected, dtype, scale=8)
+    serial = run_tangent(name, z, t, dz, w, 0)
+    assert_twins_equal(serial, run_tangent(name, z, t, dz, w, 1))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hessian_product_matches_central_differences(name, rng):
+    n, k = 5, 3
+    z = rng.standard_normal((n, k))
+    t = make_targets(name, rng, n, k, np.float64)
+    dz = rng.standard_normal((n, k))
+    h = 1e-6
+    up = run(getattr(kernels, name), z + h * dz, t)[1]
+    down = run(getattr(kernels, name), z - h * dz, t)[1]
+    np.testing.assert_allclose(
+        run_tangent(name, z, t, dz), (up - down) / (2 * h), rtol=1e-6, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hessian_product_is_finite_for_logits_of_1e4(name, dtype):
+    z = np.array([[1e4, -1e4, 0.0]], dtype)
+    if name == "poisson_exp":
+        z = np.array([[80.0, -1e4, 0.0]], dtype)  # e^z itself must be finite
+    t = make_targets(name, np.random.default_rng(0), 1, 3, dtype)
+    out = run_tangent(name, z, t, np.ones_like(z))
+    assert np.isfinite(out).all()

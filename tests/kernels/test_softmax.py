@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from fastnet import kernels
 from fastnet.kernels import softmax_backward, softmax_forward
 from tests import naive
 from tests.conftest import assert_close, assert_twins_equal, numeric_vjp
@@ -87,3 +88,19 @@ def test_hypothesis_rows_sum_to_one(x):
     p = fwd(x)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(p, naive.softmax(x), rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (6, 10)])
+def test_backward_tangent_matches_explicit_jacobian(shape, dtype, rng):
+    x, dy, ddy, tx = (rng.standard_normal(shape).astype(dtype) for _ in range(4))
+    p = fwd(x)
+    dx, ddx = np.empty_like(x), np.empty_like(x)
+    kernels.softmax_backward_tangent[0](dy, p, ddy, tx, dx, ddx)
+    ref_dx, ref_ddx = naive.softmax_jvp_tangent(
+        *(a.astype(np.float64) for a in (dy, ddy, x, tx))
+    )
+    assert_close(dx, ref_dx, dtype, scale=4)
+    assert_close(ddx, ref_ddx, dtype, scale=8)
+    out = np.empty_like(x)
+    kernels.softmax_backward_tangent[1](dy, p, ddy, tx, out, np.empty_like(x))
+    assert_twins_equal(dx, out)
