@@ -253,9 +253,13 @@ def test_mixed_type_labels():
 
 
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
-    (tmp_path / "bad.csv").write_text("a,b\n1,oops\n")
+    # a column of numbers with one cell that is not (a column of text would be a
+    # category)
+    rows = "".join(f"{i % 2},{i}\n" for i in range(30))
+    (tmp_path / "bad.csv").write_text("a,b\n" + rows + "1,oops\n")
     assert (
         cli.main(["train", "--data", str(tmp_path / "bad.csv"), "--target", "a"]) == 2
     )
     err = capsys.readouterr().err
-    assert "row 2, column 'b': 'oops' is not a number" in err and "Traceback" not in err
+    assert "line 32, column 'b': 'oops' is not a number" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
