@@ -3,13 +3,12 @@ read_csv behind fastnet.table.read_table) against the csv-module loop it replace
 
     python bench/read_csv.py [--rows 1000000] [--cols 50] [--repeats 3]
 
-The file (1,000,000 rows x 50 columns of 6-digit numbers, about 420 MB) is written
+The file (1,000,000 rows x 50 columns of 6-digit numbers, 400 MiB) is written
 once to the system's temporary folder and reused. Each measurement runs in a fresh
 process, the readers interleaved; peak memory is the process's peak resident size
 (ru_maxrss) less its size before reading. fastnet's result is the DataFrame the
-command works on; the old reader's, a float64 array. The old reader is timed on the first
-100,000 rows and scaled to the whole file (it takes minutes otherwise): it is linear
-in the rows.
+command works on; the old reader's, a float64 array. The old reader is timed on the
+first 100,000 rows and scaled to the whole file (it is linear in the rows).
 """
 
 import argparse

@@ -82,6 +82,14 @@ def _check_finite(table, name, col):
         )
 
 
+def _text(value):
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.15g}"
+    return str(value)
+
+
 class Preparation:
     """The fitted column preparation of a table (see the module docstring).
 
@@ -149,7 +157,9 @@ class Preparation:
             out[name] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
         for name in self.categorical:
             col = frame[name]
-            text = col.astype(str).str.strip().to_numpy(dtype=object)
+            # numbers in a text column (a chunk of the file may have read them as
+            # numbers) as they were written: 1.0 -> "1"
+            text = col.map(_text, na_action="ignore").to_numpy(dtype=object)
             text[col.isna().to_numpy()] = np.nan
             out[name] = text
         return pd.DataFrame(out, index=frame.index, columns=self.features)

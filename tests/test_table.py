@@ -126,3 +126,22 @@ def test_a_large_file_is_read_whole(tmp_path):
     t = read_table(tmp_path / "big.csv")
     assert t.sep == ";" and t.header
     np.testing.assert_array_equal(t.frame.to_numpy(), frame.to_numpy())
+
+
+def test_chunks_read_the_same_table(tmp_path, monkeypatch):
+    import fastnet.table
+
+    rows = [["a", "b", "c"]] + [
+        [str(i * 0.5), "x" if i > 25 else "1", ""] for i in range(40)
+    ]
+    path = write(tmp_path / "d.csv", rows)
+    whole = read_table(path).frame
+    monkeypatch.setattr(fastnet.table, "CHUNK_ROWS", 7)
+    pieces = read_table(path).frame
+    pd.testing.assert_series_equal(pieces["a"], whole["a"])
+    assert pieces["c"].isna().all() and len(pieces) == 40
+    # a text column whose first chunks hold only numbers: the same categories
+    from fastnet.prepare import Preparation
+
+    prep = Preparation(["b"], [], ["b"])
+    assert set(prep.cells(pieces)["b"]) == set(prep.cells(whole)["b"]) == {"1", "x"}
