@@ -88,7 +88,17 @@ def fused_epoch(
     zs = np.empty(batch * (widths + int(dims[1:-1].sum())), dt)
     ds = np.empty(batch * widths, dt)
     xb = np.empty((batch, *X.shape[1:]), dt)
-    tb = np.empty((batch, *target.shape[1:]), target.dtype)
+    want = np.dtype(np.int64 if loss_name == "softmax_cross_entropy" else dt)
+    if target.dtype != want:  # the loss kernel reads the bytes as this type
+        raise ValueError(
+            f"the loss {loss_name} needs {want} targets, got {target.dtype}"
+        )
+    # targets cross as rows of bytes (the loss kernel reads them as labels or as
+    # numbers): one epoch kernel per dtype serves every target kind, so a regressor
+    # after a classifier compiles its loss, not a new epoch
+    target = np.ascontiguousarray(target)
+    target_bytes = target.view(np.uint8).reshape(target.shape[0], -1)
+    tb = np.empty((batch, target_bytes.shape[1]), np.uint8)
     n = X.shape[0]
     sizes = np.minimum(batch, n - np.arange(0, n, batch))  # rows per batch
     losses = np.empty(sizes.shape[0])
@@ -112,7 +122,7 @@ def fused_epoch(
             hp = np.array([o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0])
         optimizer.t = kernels.mlp_epoch(
             X,
-            target,
+            target_bytes,
             empty,
             order,
             batch,

@@ -6,7 +6,8 @@ networks that is most of the time. These kernels run the same kernels in the sam
 order from inside one compiled loop over all batches, so their results are
 bit-identical to the module path and the Python overhead is paid once per epoch.
 
-Compiled once per dtype (and target kind), whatever the network: the layers come as
+Compiled once per dtype, whatever the network and the target (rows of bytes that
+the loss kernel reads as labels or numbers): the layers come as
 a table of array addresses (:data:`LAYER_COLUMNS`) with their widths in ``dims``, so
 depth is data; the hidden activation, the loss and the optimizer come as addresses
 of small C-callable kernels (:func:`callbacks`, compiled per setting on first use).
@@ -99,6 +100,10 @@ def epoch(
     saves_x,
 ):
     """Train one epoch over the rows ``order`` in batches of ``batch``.
+
+    ``T``: the targets as rows of bytes (uint8, one row per sample), gathered into
+    ``tb`` and handed to the loss kernel, which reads them as int64 labels or as
+    numbers of the dtype.
 
     Per batch: gather rows; ``z_l = h_{l-1} W_l + b_l``, ``h_l = f(z_l)``; the fused
     loss of the last ``z`` (times ``loss_scale``, its gradient times

@@ -313,3 +313,25 @@ def test_fused_epoch_equals_the_module_path_bit_for_bit(make, monkeypatch):
     assert fused.history.loss == plain.history.loss
     for k, v in model.params.items():
         np.testing.assert_array_equal(v, model2.params[k])
+
+
+def test_fused_epoch_refuses_targets_its_loss_would_misread():
+    # targets cross to the loss kernel as bytes: their type is checked first
+    from fastnet._fused import fused_epoch
+
+    X, y = data()
+    model = mlp()
+    linears = [m for m in model.modules if isinstance(m, fn.Linear)]
+    names = [(f"{i}.W", f"{i}.b") for i in range(len(linears))]
+    for bad, want in ((y.astype(np.int32), "int64"), (np.eye(10)[y], "float32")):
+        with pytest.raises(ValueError, match=f"needs {want} targets"):
+            fused_epoch(
+                linears,
+                model.modules[1],
+                names,
+                fn.SoftmaxCrossEntropy(),
+                fn.optim.Adam(),
+                X,
+                bad,
+                50,
+            )
