@@ -31,6 +31,23 @@ class CliError(Exception):
     """A problem with the command's input, reported as one line."""
 
 
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C: nothing saved but the checkpoint."""
+
+
+#: train options a --resume run takes; every other one is the checkpoint's
+RESUME_OPTIONS = {
+    "data",
+    "sep",
+    "header",
+    "checkpoint",
+    "resume",
+    "epochs",
+    "out",
+    "plot",
+}
+
+
 def _pd():
     import pandas as pd
 
@@ -63,7 +80,7 @@ def _target_name(table, target):
     if target.isdigit() and not table.header and 1 <= int(target) <= len(names):
         return names[int(target) - 1]
     hint = (
-        f"its columns are {few(names)}"
+        f"its columns are {few(names)}{_did_you_mean(target, names)}"
         if table.header
         else f"it has no header: name the target by position, 1 to {len(names)}"
     )
@@ -76,9 +93,12 @@ def infer_task(y, name):
     when there are at most MAX_CLASSES_ALWAYS of them or they are the codes 0..k-1,
     else regressed (an age, a count, a price)."""
     pd = _pd()
+    text = pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y)
+    if text:
+        y = y.astype(str).str.strip()
     distinct = int(y.nunique())
-    rows = f"{distinct} values in {len(y):,} rows"
-    if pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
+    rows = f"{distinct} value{'s' * (distinct != 1)} in {len(y):,} rows"
+    if text:
         return "classify", f"target {name!r} is text with {rows}"
     values = y.to_numpy(dtype=np.float64)
     if not np.all(values == np.round(values)):
@@ -139,6 +159,60 @@ def _check_writable(path, what):
         raise CliError(f"{what} {path}: permission denied")
 
 
+def _check_outputs(args):
+    """Refuse, before training, outputs that cannot be written or that would
+    destroy something: the data file, the checkpoint, a file that is not a model."""
+    outs = [
+        (args.out, "--out"),
+        (args.plot, "--plot"),
+        (args.checkpoint, "--checkpoint"),
+    ]
+    for path, what in outs:
+        if path:
+            _check_writable(path, what)
+    data = os.path.abspath(args.data) if args.data else None
+    for path, what in outs:
+        if path and os.path.abspath(path) == data:
+            raise CliError(f"{what} {path} is the data file: it would be overwritten")
+    if args.checkpoint and os.path.abspath(args.checkpoint) == os.path.abspath(
+        args.out
+    ):
+        raise CliError("--checkpoint and --out must be different files")
+    for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint")):
+        if path and os.path.isfile(path):
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+                    raise CliError(
+                        f"{what} {path} exists and is not a model file: fastnet will "
+                        "not overwrite it"
+                    )
+
+
+def _check_resume(args):
+    if not args.checkpoint:
+        raise CliError("--resume needs --checkpoint PATH of an earlier run")
+    if not os.path.exists(args.checkpoint):
+        raise CliError(f"--resume: no such checkpoint {args.checkpoint}")
+    fixed = sorted(set(vars(args.given)) - RESUME_OPTIONS - {"command"})
+    if fixed:
+        flags = ", ".join("--" + f.replace("_", "-") for f in fixed)
+        raise CliError(
+            f"--resume continues the checkpoint's run with its own settings: {flags} "
+            "cannot change (train anew without --resume to change them)"
+        )
+
+
+def _given(argv):
+    """The options given on the command line (a namespace without defaults)."""
+    p = build_parser()
+    parsers = [p, *p._subparsers._group_actions[0].choices.values()]
+    for parser in parsers:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        parser._defaults = {}
+    return p.parse_args(argv)
+
+
 def _note_missing(prep, frame, say):
     missing = prep.missing(frame)
     if missing:
@@ -155,24 +229,17 @@ def _first_missing(table, frame):
 
 
 def _check_numbers(table, frame, numeric):
-    """Refuse a cell that is not a number in a numeric column of ``frame``."""
-    pd = _pd()
+    """Refuse a cell that is not a number, or is infinite, in a numeric column."""
+    from .prepare import numbers
+
     for name in numeric:
-        col = frame[name]
-        if not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(
-            col
-        ):
-            values = pd.to_numeric(col.astype(str).str.strip(), errors="coerce")
-            bad = values.isna() & col.notna()
-            if bad.any():
-                i = bad.idxmax()
-                raise CliError(
-                    f"{table.path}: line {table.line(i)}, column {name!r}: "
-                    f"{col[i]!r} is not a number"
-                )
-            values = values.to_numpy(dtype=np.float64)
-        else:
-            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        values, bad = numbers(frame[name])
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise CliError(
+                f"{table.path}: line {table.line(frame.index[i])}, column {name!r}: "
+                f"{frame[name].iloc[i]!r} is not a number"
+            )
         if np.isinf(values).any():
             i = int(np.argmax(np.isinf(values)))
             raise CliError(
@@ -248,15 +315,11 @@ def _train(args):
     from .prepare import Preparation, TabularModel, column_kinds
 
     say = print
-    for path, what in ((args.out, "--out"), (args.plot, "--plot")):
-        if path:
-            _check_writable(path, what)
-    if args.checkpoint:
-        _check_writable(args.checkpoint, "--checkpoint")
+    _check_outputs(args)
     if args.plot:
-        _require_matplotlib()
-    if args.resume and not (args.checkpoint and os.path.exists(args.checkpoint)):
-        raise CliError("--resume needs --checkpoint PATH of an earlier run")
+        _require_matplotlib(args.plot)
+    if args.resume:
+        _check_resume(args)
 
     table = (
         _digits()
@@ -266,9 +329,10 @@ def _train(args):
     frame = table.frame
     if args.resume:
         model, restore, info = _resume_from(args.checkpoint)
-        if info.get("data_columns") != list(frame.columns):
+        if info.get("data_columns") != [str(c) for c in frame.columns]:
             raise CliError(
-                f"{table.path} does not have the columns of the checkpoint's data"
+                f"{table.path} does not have the columns of the data the checkpoint "
+                f"was trained on ({info.get('data')}): give that file as --data"
             )
         target, task = info["target"], info["task"]
         prep = model.preparation
@@ -319,8 +383,12 @@ def _train(args):
     if len(y) < 4:
         raise CliError(f"{table.path}: {len(y)} rows are too few to train and evaluate")
 
+    for note in table.notes:
+        say(note)
     if not args.resume:
-        numeric, categorical = column_kinds(table, features)
+        numeric, categorical, notes = column_kinds(table, features)
+        for note in notes:
+            say(note)
         prep = Preparation(
             features, numeric, categorical, impute=args.impute, scale=args.scale
         )
@@ -369,7 +437,7 @@ def _train(args):
             activation=args.activation,
             solver=args.solver,
             max_iter=args.epochs or 100,
-            batch_size=args.batch_size,
+            batch_size=min(args.batch_size, len(tr)),
             learning_rate_init=args.lr,
             random_state=seed,
         )
@@ -412,6 +480,8 @@ def _train(args):
         info["mae"] = mae
         result += f", MAE {mae:.6g}"
     print(f"{result} ({len(te)} rows, {HELD_OUT:.0%} held out)")
+    if len(te) < 30:
+        print(f"(only {len(te)} held-out rows: the score is a rough guide)")
     print(f"trained in {history['seconds']:.2f} s: {history['why']}")
     if args.plot:
         _plot(history, metric, args.plot, f"{type(est).__name__} on {table.path}")
@@ -445,13 +515,20 @@ def _fit_with_progress(est, Xtr, ytr, Xte, yte, args, model, info, done):
         bar.update(1)
         if args.checkpoint:
             _save_checkpoint(model, args.checkpoint, info)
+            history["saved"] = e.n_iter_
 
     est._fn_epoch_hook = on_epoch
     began = time.perf_counter()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)  # said: stopped why
             est.fit(Xtr, ytr)
+        # scikit-learn's loop catches Ctrl-C and warns
+        interrupted = any("interrupted by user" in str(w.message) for w in caught)
+        for w in caught:
+            if "interrupted by user" not in str(w.message):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except ValueError as exc:
         if not str(exc).startswith(NON_FINITE_WEIGHTS):
             raise
@@ -468,6 +545,16 @@ def _fit_with_progress(est, Xtr, ytr, Xte, yte, args, model, info, done):
         bar.refresh()
         bar.close()
     n = est.n_iter_
+    if interrupted:
+        kept = ""
+        if history.get("saved"):
+            kept = (
+                f"; the checkpoint {args.checkpoint} holds epoch {history['saved']}: "
+                "add --resume to go on"
+            )
+        raise Interrupted(
+            f"interrupted after {n} epochs: the model file was not written{kept}"
+        )
     if est.solver == "lbfgs":
         why = f"{n} iterations, " + (
             "L-BFGS converged"
@@ -480,16 +567,24 @@ def _fit_with_progress(est, Xtr, ytr, Xte, yte, args, model, info, done):
             f"less than {est.tol:g} for {est.n_iter_no_change} epochs"
         )
     else:
-        why = f"{n} epochs (--epochs)"
+        why = f"all {n} epochs (--epochs {est.max_iter})"
     history["why"] = why
     return history
 
 
-def _require_matplotlib():
+def _require_matplotlib(path):
+    """matplotlib, and a file type it writes: checked before training."""
     try:
-        import matplotlib  # noqa: F401
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise CliError("--plot needs matplotlib: pip install 'fastnet[plot]'") from None
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    ext = os.path.splitext(path)[1][1:].lower()
+    if ext not in kinds:
+        raise CliError(
+            f"--plot {path}: give a file name ending in one of "
+            f"{', '.join('.' + k for k in sorted(kinds))}"
+        )
 
 
 def _plot(history, metric, path, title):
@@ -593,9 +688,18 @@ def _match_columns(table, model, info):
         )
     missing = [f for f in features if f not in names]
     raise CliError(
-        f"{table.path} lacks {len(missing)} of the model's columns ({few(missing)}); "
-        f"the file must hold {must}"
+        f"{table.path} lacks {len(missing)} of the model's columns ({few(missing)})"
+        f"{_did_you_mean(missing[0], names)}; the file must hold {must}"
     )
+
+
+def _did_you_mean(name, names):
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(n) for n in names], n=1)
+    lower = [n for n in names if str(n).lower() == name.lower()]
+    guess = lower[0] if lower else (close[0] if close else None)
+    return f" (is {guess!r} meant as {name!r}?)" if guess else ""
 
 
 def _predict(args):
@@ -618,6 +722,9 @@ def _predict(args):
             f"{table.path}: line {line}, column {column!r} is empty, and the model "
             "was trained without imputation"
         )
+    import warnings
+
+    warnings.filterwarnings("ignore", "column .*: categories not seen in training")
     for name, new in prep.unseen(frame).items():
         say(
             f"column {name!r}: categories not seen in training ({few(new)}) "
@@ -636,7 +743,7 @@ def _predict(args):
             for v in values:
                 writer.writerow([v])
         else:
-            out.write("".join(f"{v:.6g}\n" for v in values))
+            out.write("".join(f"{float(v)!r}\n" for v in values))
     return 0
 
 
@@ -752,10 +859,8 @@ def _positive(kind):
 def _sep(text):
     named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
     sep = named.get(text.lower(), text)
-    if len(sep) != 1:
-        raise argparse.ArgumentTypeError(
-            f"--sep takes one character (or tab, comma, semicolon), got {text!r}"
-        )
+    if sep not in (",", ";", "\t", "|"):
+        raise argparse.ArgumentTypeError(f"--sep takes , ; | or tab, got {text!r}")
     return sep
 
 
@@ -882,8 +987,12 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.given = _given(argv)
     try:
         return args.func(args)
+    except Interrupted as exc:
+        print(f"fastnet: {exc}", file=sys.stderr)
+        return 130
     except (CliError, TableError) as exc:
         print(f"fastnet: error: {exc}", file=sys.stderr)
         return 2

@@ -34,52 +34,115 @@ def _pd():
     return pd
 
 
-def column_kinds(table, features):
-    """(numeric names, categorical names) of ``features`` in ``table``'s frame.
+_BOOLS = {"true": 1.0, "false": 0.0}
 
-    Raises ``ValueError`` for a column of numbers with a cell that is not one (the
-    line, column and cell), a column of numbers holding infinity, and a text column
-    whose values are mostly unique (free text or an identifier).
-    """
+
+def numbers(col):
+    """(float64 values, NaN where missing; mask of cells that are filled but not
+    numbers) of a column: numbers, booleans, or text holding numbers or
+    true / false (a column of booleans with an empty cell reads as text)."""
     pd = _pd()
-    numeric, categorical = [], []
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(col), bool)
+    filled = col.notna()
+    values = col.map(_number, na_action="ignore").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    return values, np.isnan(values) & filled.to_numpy()
+
+
+def _number(value):
+    """A cell as a float (NaN: not a number); numbers are kept as they are, never
+    rounded through text."""
+    if isinstance(value, (bool, int, float, np.number, np.bool_)):
+        return float(value)
+    text = str(value).strip()
+    if text.lower() in _BOOLS:
+        return _BOOLS[text.lower()]
+    try:
+        return float(text)
+    except ValueError:
+        return np.nan
+
+
+def _not_a_number(path, line, name, cell):
+    return ValueError(
+        f"{path}: line {line}, column {name!r}: {cell!r} is not a number (the "
+        "column's other cells are; leave a missing cell empty or write NA)"
+    )
+
+
+def column_kinds(table, features):
+    """(numeric names, categorical names, notes) of ``features`` in ``table``.
+
+    A column is numeric when at least NUMERIC_SHARE of its filled cells are numbers
+    (or true / false), else categorical. Raises ``ValueError`` for a numeric column
+    with a cell that is not a number (its line, column and cell) or that is
+    infinite, and, naming every such column at once, for text columns whose values
+    are mostly unique: free text, identifiers or dates. ``notes``: what to tell the
+    user (a column of distinct whole numbers may be an identifier).
+    """
+    numeric, categorical, notes, refused = [], [], [], []
     for name in features:
         col = table.frame[name]
-        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-            _check_finite(table, name, col)
+        values, bad = numbers(col)
+        filled = int(col.notna().sum())
+        if not filled or (filled - bad.sum()) / filled >= NUMERIC_SHARE:
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise _not_a_number(
+                    table.path, table.line(col.index[i]), name, col.iloc[i]
+                )
+            if np.isinf(values).any():
+                i = int(np.argmax(np.isinf(values)))
+                raise ValueError(
+                    f"{table.path}: line {table.line(col.index[i])}, column "
+                    f"{name!r}: {values[i]} is not finite"
+                )
             numeric.append(name)
+            kept = values[~np.isnan(values)]
+            if (
+                len(kept) > MAX_CATEGORIES_ALWAYS
+                and np.all(kept == np.round(kept))
+                and len(np.unique(kept)) == len(kept)
+            ):
+                notes.append(
+                    f"column {name!r} holds a different whole number on every row: "
+                    f"if it is an identifier, leave it out (--drop {name})"
+                )
             continue
-        filled = col.dropna()
-        cells = filled.astype(str).str.strip()
-        numbers = pd.to_numeric(cells, errors="coerce")
-        bad = numbers.isna()
-        if len(cells) and (~bad).mean() >= NUMERIC_SHARE:
-            i = bad.idxmax()
-            raise ValueError(
-                f"{table.path}: line {table.line(i)}, column {name!r}: "
-                f"{cells[i]!r} is not a number (the column's other cells are; "
-                "leave a missing cell empty or write NA)"
-            )
+        cells = col.dropna().map(_text)
         distinct = cells.nunique()
         if distinct > MAX_CATEGORIES_ALWAYS and distinct > UNIQUE_SHARE * len(cells):
-            raise ValueError(
-                f"{table.path}: column {name!r} is text with {distinct} different "
-                f"values in {len(cells)} rows, so not a category (free text or an "
-                f"identifier): leave it out with --drop {name!r}"
-            )
+            why = f"is text with {distinct} different values in {len(cells)} rows"
+            if _dates(cells):
+                why = f"holds dates ({cells.iloc[0]})"
+            refused.append((name, why))
+            continue
         categorical.append(name)
-    return numeric, categorical
-
-
-def _check_finite(table, name, col):
-    values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-    infinite = np.isinf(values)
-    if infinite.any():
-        i = int(np.argmax(infinite))
+    if refused:
+        what = "; ".join(f"column {n!r} {why}" for n, why in refused)
         raise ValueError(
-            f"{table.path}: line {table.line(i)}, column {name!r}: "
-            f"{values[i]} is not finite"
+            f"{table.path}: {what}: fastnet learns from numbers and categories, not "
+            "free text, identifiers or dates (turn a date into numbers, such as days "
+            f"since a day): leave {'them' if len(refused) > 1 else 'it'} out with "
+            f"--drop {','.join(n for n, _ in refused)}"
         )
+    return numeric, categorical, notes
+
+
+def _dates(cells):
+    """Whether most of the first 50 ``cells`` read as dates or times."""
+    import warnings
+
+    pd = _pd()
+    sample = cells.iloc[:50]
+    if not sample.str.contains(r"\d[-/.:]\d|\d[-/.]\w", regex=True).all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() >= NUMERIC_SHARE
 
 
 def _text(value):
@@ -154,7 +217,7 @@ class Preparation:
         pd = _pd()
         out = {}
         for name in self.numeric:
-            out[name] = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[name] = numbers(frame[name])[0]
         for name in self.categorical:
             col = frame[name]
             # numbers in a text column (a chunk of the file may have read them as
@@ -372,8 +435,25 @@ class TabularModel:
         return pd.DataFrame(X, columns=features)
 
     def transform(self, X):
-        """The prepared matrix the estimator sees."""
+        """The prepared matrix the estimator sees. Raises ``ValueError`` for a cell
+        of a numeric column that is not a number; warns (``UserWarning``) of
+        categories not seen in training, which encode as zeros."""
         frame = self.frame(X)
+        for name in self.preparation.numeric:
+            values, bad = numbers(frame[name])
+            if bad.any() or np.isinf(values).any():
+                i = int(np.argmax(bad | np.isinf(values)))
+                raise ValueError(
+                    f"column {name!r}, row {i}: {frame[name].iloc[i]!r} is not a "
+                    "finite number"
+                )
+        for name, new in self.preparation.unseen(frame).items():
+            warnings.warn(
+                f"column {name!r}: categories not seen in training ({few(new)}) "
+                "encode as zeros",
+                UserWarning,
+                stacklevel=3,
+            )
         if not self.preparation.impute:
             missing = self.preparation.missing(frame)
             if missing:

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +23,10 @@ DELIMITERS = (",", "\t", ";", "|")
 SAMPLE_BYTES = 1 << 16
 #: rows parsed at a time (see _parse)
 CHUNK_ROWS = 100_000
-#: cells read as missing (pandas' defaults, minus "None"/"n/a" look-alikes kept)
-MISSING = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "<NA>", "#N/A", "-NaN"]
+#: cells read as missing: pandas' usual marks, and "?" (the UCI repository's)
+MISSING = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "<NA>", "#N/A", "-NaN", "?"]
+#: a number written with a decimal comma (European spreadsheets' CSV export)
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
 
 
 class TableError(ValueError):
@@ -39,6 +42,8 @@ class Table:
     path: str
     header: bool
     sep: str
+    decimal: str = "."
+    notes: tuple = ()
 
     def line(self, i):
         """The file line (1-based, as editors and spreadsheets count) of data row
@@ -76,8 +81,14 @@ def read_table(path, sep=None, header=None):
     rows, sep = _sample(path, sep)
     if header is None:
         header = looks_like_header(rows)
+    notes = []
+    index_column = False
     if header:
         names = [c.strip() for c in rows[0]]
+        if len(names) > 1 and not names[0] and all(names[1:]):
+            # pandas' to_csv writes the index first, under an empty name
+            index_column = True
+            names[0] = "(index)"
         empty = [i + 1 for i, n in enumerate(names) if not n]
         if empty:
             raise TableError(
@@ -89,12 +100,18 @@ def read_table(path, sep=None, header=None):
             raise TableError(f"{path}: the header names {few(dup)} more than once")
     else:
         names = positional_names(max(len(r) for r in rows))
-    frame = _parse(path, sep, header, names)
+    decimal = _decimal(rows[1:] if header else rows, sep)
+    frame = _parse(path, sep, header, names, decimal)
     if len(frame) == 0:
         raise TableError(
             f"{path} has a header but no data rows" if header else f"{path} is empty"
         )
-    return Table(frame, path, header, sep)
+    if index_column:
+        frame = frame.drop(columns="(index)")
+        notes.append("left out the first column: it has no name (a saved index)")
+    if decimal == ",":
+        notes.append("read numbers with decimal commas (1,5 is one and a half)")
+    return Table(frame, path, header, sep, decimal, tuple(notes))
 
 
 def _sample(path, sep):
@@ -142,12 +159,26 @@ def sniff(lines):
     return best
 
 
+def _decimal(rows, sep):
+    """``","`` when the file writes numbers with decimal commas (only possible when
+    the comma is not the delimiter): most cells that are not plain numbers are."""
+    if sep == ",":
+        return "."
+    cells = [c for r in rows for c in r if c.strip() and not _is_number(c)]
+    commas = sum(bool(_DECIMAL_COMMA.match(c)) for c in cells)
+    return "," if cells and commas > len(cells) / 2 else "."
+
+
 def _is_number(cell):
     try:
         float(cell)
     except ValueError:
         return False
     return True
+
+
+def _numberish(cell):
+    return _is_number(cell) or bool(_DECIMAL_COMMA.match(cell))
 
 
 def looks_like_header(rows):
@@ -158,13 +189,13 @@ def looks_like_header(rows):
     header if most of its cells differ from every value below them.
     """
     first, body = rows[0], rows[1:]
-    text = [j for j, c in enumerate(first) if c.strip() and not _is_number(c)]
+    text = [j for j, c in enumerate(first) if c.strip() and not _numberish(c)]
     if not text:
         return False
     if not body:
         return True
     below = [[r[j].strip() for r in body if j < len(r) and r[j].strip()] for j in text]
-    if any(col and all(_is_number(c) for c in col) for col in below):
+    if any(col and all(_numberish(c) for c in col) for col in below):
         return True
     unseen = sum(
         first[j].strip() not in set(col) for j, col in zip(text, below, strict=True)
@@ -172,7 +203,7 @@ def looks_like_header(rows):
     return unseen > len(text) / 2
 
 
-def _parse(path, sep, header, names):
+def _parse(path, sep, header, names, decimal="."):
     import pandas as pd
 
     try:
@@ -192,6 +223,7 @@ def _parse(path, sep, header, names):
             skip_blank_lines=True,
             memory_map=True,
             chunksize=CHUNK_ROWS,
+            decimal=decimal,
         )
         with chunks:
             parts = list(chunks)

@@ -30,8 +30,9 @@ def frame(n=200, seed=0):
     return f
 
 
-def kinds(f):
-    return column_kinds(Table(f, "f.csv", True, ","), list(f.columns))
+def kinds(f, notes=False):
+    out = column_kinds(Table(f, "f.csv", True, ","), list(f.columns))
+    return out if notes else out[:2]
 
 
 def test_column_kinds():
@@ -48,6 +49,39 @@ def test_free_text_is_refused_by_name():
     f = pd.DataFrame({"name": [f"person {i}" for i in range(100)]})
     with pytest.raises(ValueError, match="column 'name' is text with 100 different"):
         kinds(f)
+
+
+def test_booleans_with_a_gap_are_numbers():
+    f = pd.DataFrame({"smoker": ["True", np.nan, "False", "true"]})
+    assert kinds(f) == (["smoker"], [])
+    prep = Preparation(["smoker"], ["smoker"], [], scale=False).fit(f)
+    np.testing.assert_array_equal(prep.transform(f)[:, 0], [1, 1, 0, 1])
+
+
+def test_dates_and_free_text_are_refused_together():
+    n = 60
+    f = pd.DataFrame(
+        {
+            "signup": pd.date_range("2020-01-01", periods=n).astype(str),
+            "name": [f"person {i}" for i in range(n)],
+            "x": np.arange(n) * 0.5,
+        }
+    )
+    with pytest.raises(ValueError) as err:
+        kinds(f)
+    msg = str(err.value)
+    assert "column 'signup' holds dates (2020-01-01)" in msg
+    assert "column 'name' is text with 60 different values" in msg
+    assert msg.endswith("--drop signup,name") and "\n" not in msg
+
+
+def test_a_column_of_distinct_whole_numbers_is_noted_as_an_identifier():
+    f = pd.DataFrame({"id": np.arange(1001, 1051), "x": np.arange(50) % 3})
+    _, _, notes = kinds(f, notes=True)
+    assert notes == [
+        "column 'id' holds a different whole number on every row: if it is an "
+        "identifier, leave it out (--drop id)"
+    ]
 
 
 def test_infinity_is_refused():
