@@ -70,11 +70,7 @@ class Activation(Module):
     def tangent_backward(self, dy, ddy, hgrads=None, need_dx=True):
         self._require_forward(self._saved)
         saved = self._saved
-        name = "output gradient"
-        dy = self._check_tangent(dy, saved.shape, saved.dtype, name)
-        ddy = self._check_tangent(ddy, saved.shape, saved.dtype, f"{name} tangent")
-        if ddy is None:
-            raise ValueError(f"{type(self).__name__} {name} tangent is required")
+        dy, ddy = self._check_tangent_grads(dy, ddy, saved.shape, saved.dtype)
         if not need_dx:
             return None, None
         flat = saved.reshape(-1)

@@ -116,6 +116,15 @@ class Module:
         check_shape(t, shape, f"{type(self).__name__} {name}")
         return t
 
+    def _check_tangent_grads(self, dy, ddy, shape, dtype):
+        """``(dy, ddy)`` of ``tangent_backward`` checked as :meth:`_check_tangent`
+        does; ``dy`` may be None (the Gauss-Newton product), ``ddy`` may not."""
+        name = "output gradient"
+        ddy = self._check_tangent(ddy, shape, dtype, f"{name} tangent")
+        if ddy is None:
+            raise ValueError(f"{type(self).__name__} {name} tangent is required")
+        return self._check_tangent(dy, shape, dtype, name), ddy
+
     def _require_forward(self, *saved):
         if any(s is None for s in saved):
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")

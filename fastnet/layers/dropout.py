@@ -67,11 +67,7 @@ class Dropout(Module):
     def tangent_backward(self, dy, ddy, hgrads=None, need_dx=True):
         self._require_forward(self._shape)
         dtype = self._u.dtype if self._u is not None else None
-        name = "output gradient"
-        dy = self._check_tangent(dy, self._shape, dtype, name)
-        ddy = self._check_tangent(ddy, self._shape, dtype, f"{name} tangent")
-        if ddy is None:
-            raise ValueError(f"Dropout {name} tangent is required")
+        dy, ddy = self._check_tangent_grads(dy, ddy, self._shape, dtype)
         if not need_dx:
             return None, None
         dx = None if dy is None else self._masked(dy, "dx", kernels.dropout_backward)

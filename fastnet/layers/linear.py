@@ -101,11 +101,7 @@ class Linear(Module):
     def tangent_backward(self, dy, ddy, hgrads, need_dx=True):
         self._require_forward(self._x, self._tw)
         x, shape = self._x, (self._x.shape[0], self.n_out)
-        name = "output gradient"
-        ddy = self._check_tangent(ddy, shape, self.dtype, f"{name} tangent")
-        if ddy is None:
-            raise ValueError(f"Linear {name} tangent is required")
-        dy = self._check_tangent(dy, shape, self.dtype, name)
+        dy, ddy = self._check_tangent_grads(dy, ddy, shape, self.dtype)
         hw, hb = self._param_tangents(hgrads, "hgrads", writeable=True)
         self._check_params()
         dx = ddx = self._empty()

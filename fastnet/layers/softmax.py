@@ -62,11 +62,7 @@ class Softmax(Module):
     def tangent_backward(self, dy, ddy, hgrads=None, need_dx=True):
         self._require_forward(self._p)
         p = self._p
-        name = "output gradient"
-        dy = self._check_tangent(dy, p.shape, p.dtype, name)
-        ddy = self._check_tangent(ddy, p.shape, p.dtype, f"{name} tangent")
-        if ddy is None:
-            raise ValueError(f"Softmax {name} tangent is required")
+        dy, ddy = self._check_tangent_grads(dy, ddy, p.shape, p.dtype)
         if not need_dx:
             return None, None
         ddx = self._buffer("ddx", p.shape, p.dtype)
