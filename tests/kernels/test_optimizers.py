@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastnet.kernels import adam_update, sgd_update
+from fastnet.kernels import adam_update, sgd_update, sum_squares
 from tests import naive
 from tests.conftest import assert_close, assert_twins_equal
 
@@ -137,3 +137,12 @@ def test_sgd_without_momentum_needs_no_velocity(rng):
     expected = p - 0.1 * g
     sgd_update[0](p, g, np.empty(0), 0.1, 0.0, False, 0.0)
     np.testing.assert_allclose(p, expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 31, 1000, 235_146])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_sum_squares_against_float64_numpy(n, dt):
+    x = np.random.default_rng(n).standard_normal(n).astype(dt)
+    x[:3] = [1e-30, -1e30, 0.0][: min(n, 3)]  # float32 squares that need float64
+    expected = float(np.sum(x.astype(np.float64) ** 2))
+    assert sum_squares(x) == pytest.approx(expected, rel=1e-13, abs=0)
