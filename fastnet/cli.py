@@ -22,6 +22,9 @@ import numpy as np
 from ._version import __version__
 from .table import TableError, few, read_table
 
+#: the estimators' hidden activations (fastnet.estimator.HIDDEN_ACTIVATIONS; a test
+#: keeps them equal), listed here so that --help and --version import no estimator
+ACTIVATIONS = ("gelu", "identity", "leaky_relu", "logistic", "relu", "tanh")
 #: integer targets with at most this many values are classes unless --task says
 MAX_CLASSES_ALWAYS = 20
 HELD_OUT = 0.25
@@ -933,11 +936,9 @@ def build_parser():
         help="a missing cell is an error instead of the column's median / mode",
     )
     t.add_argument("--hidden", type=_hidden, default="128,64", help="layer sizes")
-    from .estimator import HIDDEN_ACTIVATIONS
-
     t.add_argument(
         "--activation",
-        choices=sorted(HIDDEN_ACTIVATIONS),
+        choices=ACTIVATIONS,
         default="relu",
         help="hidden layers' activation",
     )

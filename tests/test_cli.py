@@ -89,6 +89,19 @@ def test_the_installed_command_runs_without_warnings(tmp_path):
     assert "Warning" not in out.stderr, out.stderr
 
 
+def test_help_and_version_start_at_once():
+    from fastnet.estimator import HIDDEN_ACTIVATIONS
+
+    assert list(cli.ACTIVATIONS) == sorted(HIDDEN_ACTIVATIONS)
+    # --help and --version import no estimator (scikit-learn) and no kernels (Numba)
+    code = (
+        "import sys; from fastnet import cli; cli.build_parser(); "
+        "print('sklearn' in sys.modules, 'numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
 def test_version_and_help_show_defaults(capsys):
     assert run(["--version"], capsys)[:2] == (0, f"fastnet {fn.__version__}\n")
     code, text, _ = run(["train", "--help"], capsys)
