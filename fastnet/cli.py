@@ -690,9 +690,11 @@ def _match_columns(table, model, info):
             f"{must}"
         )
     missing = [f for f in features if f not in names]
+    extra = [str(c) for c in names if c not in features and c != model.target]
+    unused = f" and has {len(extra)} it does not use ({few(extra)})" if extra else ""
     raise CliError(
         f"{table.path} lacks {len(missing)} of the model's columns ({few(missing)})"
-        f"{_did_you_mean(missing[0], names)}; the file must hold {must}"
+        f"{_did_you_mean(missing[0], names)}{unused}; the file must hold {must}"
     )
 
 

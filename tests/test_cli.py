@@ -168,6 +168,7 @@ def test_digits_model_predicts_a_plain_64_column_file(tmp_path, capsys):
     code, _, err = run(["predict", tmp_path / "m.npz", tmp_path / "w.csv"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "lacks 64 of the model's columns (pixel0, pixel1" in err
+    assert "and has 3 it does not use (a, b, c)" in err
     assert "64 columns without a header" in err
 
 
