@@ -49,6 +49,12 @@ def _file_mode(path):
     return 0o666 & ~umask
 
 
+def is_npz(path):
+    """Whether the file at ``path`` starts as every ``.npz`` (a zip archive) does."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 def load_npz(path, what="file"):
     """``(arrays, meta)`` from a file written by :func:`save_npz`; never unpickles.
 
@@ -58,12 +64,11 @@ def load_npz(path, what="file"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"{what} {path!r} does not exist")
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-            raise ValueError(
-                f"{what} {path!r} is not an .npz file: truncated, corrupt or of "
-                "another format"
-            )
+    if not is_npz(path):
+        raise ValueError(
+            f"{what} {path!r} is not an .npz file: truncated, corrupt or of "
+            "another format"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -87,21 +87,16 @@ def ratios(times):
 
 def _git_commit():
     here = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*args):
+        run = subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, check=True
+        )
+        return run.stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not run from a git checkout)"
     return f"{head} (with uncommitted changes)" if dirty else head

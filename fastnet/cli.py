@@ -181,14 +181,14 @@ def _check_outputs(args):
         args.out
     ):
         raise CliError("--checkpoint and --out must be different files")
+    from ._atomic import is_npz
+
     for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint")):
-        if path and os.path.isfile(path):
-            with open(path, "rb") as f:
-                if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-                    raise CliError(
-                        f"{what} {path} exists and is not a model file: fastnet will "
-                        "not overwrite it"
-                    )
+        if path and os.path.isfile(path) and not is_npz(path):
+            raise CliError(
+                f"{what} {path} exists and is not a model file: fastnet will not "
+                "overwrite it"
+            )
 
 
 def _check_resume(args):
@@ -229,26 +229,6 @@ def _first_missing(table, frame):
     mask = frame.isna().to_numpy()
     r, c = np.argwhere(mask)[0]
     return table.line(frame.index[r]), frame.columns[c]
-
-
-def _check_numbers(table, frame, numeric):
-    """Refuse a cell that is not a number, or is infinite, in a numeric column."""
-    from .prepare import numbers
-
-    for name in numeric:
-        values, bad = numbers(frame[name])
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise CliError(
-                f"{table.path}: line {table.line(frame.index[i])}, column {name!r}: "
-                f"{frame[name].iloc[i]!r} is not a number"
-            )
-        if np.isinf(values).any():
-            i = int(np.argmax(np.isinf(values)))
-            raise CliError(
-                f"{table.path}: line {table.line(frame.index[i])}, column {name!r}: "
-                f"{values[i]} is not finite"
-            )
 
 
 # -- checkpoints -----------------------------------------------------------------------
@@ -315,7 +295,7 @@ def _resume_from(path):
 
 # -- train -----------------------------------------------------------------------------
 def _train(args):
-    from .prepare import Preparation, TabularModel, column_kinds
+    from .prepare import Preparation, TabularModel, check_numbers, column_kinds
 
     say = print
     _check_outputs(args)
@@ -397,7 +377,8 @@ def _train(args):
         )
     else:
         numeric = prep.numeric
-    _check_numbers(table, frame, numeric)
+    if args.resume:  # (column_kinds checked a new run's numbers)
+        check_numbers(table, frame, numeric)
     if prep.impute:
         _note_missing(prep, frame, say)
     elif frame[features].isna().to_numpy().any():
@@ -713,8 +694,10 @@ def _predict(args):
         raise CliError("--proba needs a classifier model")
     table = read_table(args.data, sep=args.sep, header=args.header)
     frame = _match_columns(table, model, info)
+    from .prepare import check_numbers
+
     prep = model.preparation
-    _check_numbers(table, frame, prep.numeric)
+    check_numbers(table, frame, prep.numeric)
 
     def say(msg):
         print(f"fastnet: {msg}", file=sys.stderr)
@@ -729,21 +712,18 @@ def _predict(args):
         )
     import warnings
 
-    warnings.filterwarnings("ignore", "column .*: categories not seen in training")
-    for name, new in prep.unseen(frame).items():
-        say(
-            f"column {name!r}: categories not seen in training ({few(new)}) "
-            "encode as zeros"
-        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)  # unseen categories
+        values = (model.predict_proba if args.proba else model.predict)(frame)
+    for w in caught:
+        say(str(w.message))
     out = sys.stdout
     writer = csv.writer(out, lineterminator="\n")
     if args.proba:
-        proba = model.predict_proba(frame)
         writer.writerow([str(c) for c in model.classes_])
-        for row in proba:
+        for row in values:
             writer.writerow([f"{p:.6g}" for p in row])
     else:
-        values = model.predict(frame)
         if model.is_classifier:
             for v in values:
                 writer.writerow([v])

@@ -65,11 +65,31 @@ def _number(value):
         return np.nan
 
 
-def _not_a_number(path, line, name, cell):
-    return ValueError(
-        f"{path}: line {line}, column {name!r}: {cell!r} is not a number (the "
-        "column's other cells are; leave a missing cell empty or write NA)"
-    )
+def _first_bad(values, bad):
+    """The position of the first cell that is filled but not a finite number, or
+    None (``values``, ``bad``: as :func:`numbers` gives them)."""
+    bad = bad | np.isinf(values)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _cell_error(table, col, i, value):
+    where = f"{table.path}: line {table.line(col.index[i])}, column {col.name!r}"
+    if np.isnan(value):
+        return ValueError(
+            f"{where}: {col.iloc[i]!r} is not a number (the column's other cells "
+            "are; leave a missing cell empty or write NA)"
+        )
+    return ValueError(f"{where}: {value} is not finite")
+
+
+def check_numbers(table, frame, names):
+    """Raise ``ValueError`` naming the line, column and cell of the first cell of
+    ``frame``'s columns ``names`` that is filled but not a finite number."""
+    for name in names:
+        values, bad = numbers(frame[name])
+        i = _first_bad(values, bad)
+        if i is not None:
+            raise _cell_error(table, frame[name], i, values[i])
 
 
 def column_kinds(table, features):
@@ -88,17 +108,9 @@ def column_kinds(table, features):
         values, bad = numbers(col)
         filled = int(col.notna().sum())
         if not filled or (filled - bad.sum()) / filled >= NUMERIC_SHARE:
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise _not_a_number(
-                    table.path, table.line(col.index[i]), name, col.iloc[i]
-                )
-            if np.isinf(values).any():
-                i = int(np.argmax(np.isinf(values)))
-                raise ValueError(
-                    f"{table.path}: line {table.line(col.index[i])}, column "
-                    f"{name!r}: {values[i]} is not finite"
-                )
+            i = _first_bad(values, bad)
+            if i is not None:
+                raise _cell_error(table, col, i, values[i])
             numeric.append(name)
             kept = values[~np.isnan(values)]
             if (
@@ -240,10 +252,12 @@ class Preparation:
 
     def unseen(self, frame):
         """{column: sorted categories not seen in training}, where any."""
+        return self._unseen(self.cells(frame))
+
+    def _unseen(self, cells):
         if not self.categorical:
             return {}
         cats = self.categories()
-        cells = self.cells(frame)
         out = {}
         for name in self.categorical:
             values = cells[name].dropna()
@@ -254,12 +268,15 @@ class Preparation:
 
     def transform(self, frame):
         """The prepared feature matrix (float64) of ``frame``'s rows."""
+        return self._transform(self.cells(frame))
+
+    def _transform(self, cells):
         if self.transformer is None:
             raise ValueError("this Preparation is not fitted")
         with warnings.catch_warnings():
             # unseen categories encode as zeros; callers say so (see unseen)
             warnings.filterwarnings("ignore", "Found unknown categories")
-            out = self.transformer.transform(self.cells(frame))
+            out = self.transformer.transform(cells)
         return np.ascontiguousarray(out, dtype=np.float64)
 
     def output_names(self):
@@ -438,30 +455,31 @@ class TabularModel:
         """The prepared matrix the estimator sees. Raises ``ValueError`` for a cell
         of a numeric column that is not a number; warns (``UserWarning``) of
         categories not seen in training, which encode as zeros."""
+        prep = self.preparation
         frame = self.frame(X)
-        for name in self.preparation.numeric:
-            values, bad = numbers(frame[name])
-            if bad.any() or np.isinf(values).any():
-                i = int(np.argmax(bad | np.isinf(values)))
+        for name in prep.numeric:
+            i = _first_bad(*numbers(frame[name]))
+            if i is not None:
                 raise ValueError(
                     f"column {name!r}, row {i}: {frame[name].iloc[i]!r} is not a "
                     "finite number"
                 )
-        for name, new in self.preparation.unseen(frame).items():
+        cells = prep.cells(frame)  # once, for the check and the transform
+        for name, new in prep._unseen(cells).items():
             warnings.warn(
                 f"column {name!r}: categories not seen in training ({few(new)}) "
                 "encode as zeros",
                 UserWarning,
                 stacklevel=3,
             )
-        if not self.preparation.impute:
-            missing = self.preparation.missing(frame)
+        if not prep.impute:
+            missing = prep.missing(frame)
             if missing:
                 raise ValueError(
                     f"missing cells in {few(missing)} and the model was trained "
                     "with --no-impute"
                 )
-        return self.preparation.transform(frame)
+        return prep._transform(cells)
 
     def predict(self, X):
         """Class labels, or regression values in the target's own units."""
