@@ -19,6 +19,10 @@ import time
 
 import numpy as np
 
+from ._checkpoint import resume_from as _resume_from
+from ._checkpoint import save_checkpoint as _save_checkpoint
+from ._plot import plot_history as _plot
+from ._plot import require_matplotlib as _require_matplotlib
 from ._version import __version__
 from .table import TableError, few, read_table
 
@@ -229,68 +233,6 @@ def _first_missing(table, frame):
     mask = frame.isna().to_numpy()
     r, c = np.argwhere(mask)[0]
     return table.line(frame.index[r]), frame.columns[c]
-
-
-# -- checkpoints -----------------------------------------------------------------------
-def _save_checkpoint(model, path, info):
-    """The model (preparation and estimator) with the optimizer's state, the random
-    generator's and the sample order: enough to continue bit for bit."""
-    from . import io
-    from ._atomic import save_npz
-
-    est = model.estimator
-    arrays, meta = io._tabular_state(model)
-    opt = est._optimizer.state_dict()
-    for name, slots in opt.pop("slots").items():
-        arrays.update({f"opt/{name}/{s}": a for s, a in slots.items()})
-    kind, keys, pos, has_gauss, cached = est._random_state.get_state()
-    arrays["rng_keys"] = keys
-    arrays["sample_order"] = est._fn_sample_idx
-    meta.update(
-        format=io.FORMAT,
-        producer="fastnet",
-        fastnet_version=__version__,
-        user=info,
-        checkpoint={
-            "optimizer": opt,
-            "rng": [kind, int(pos), int(has_gauss), float(cached)],
-            "no_improvement_count": est._no_improvement_count,
-            "n_iter": est.n_iter_,
-        },
-    )
-    save_npz(path, arrays, meta)
-
-
-def _resume_from(path):
-    """(model, restore callback, info) from a checkpoint."""
-    from . import io
-    from ._atomic import load_npz
-    from .prepare import TabularModel
-
-    model = io.load(path)
-    arrays, meta = load_npz(path, "checkpoint")
-    state = meta.get("checkpoint")
-    if not isinstance(state, dict) or not isinstance(model, TabularModel):
-        raise CliError(f"{path} is a model file, not a training checkpoint")
-    slots = {}
-    for key, a in arrays.items():
-        if key.startswith("opt/"):
-            name, slot = key[4:].rsplit("/", 1)
-            slots.setdefault(name, {})[slot] = a
-
-    def restore(est_, sample_idx):
-        est_._optimizer.load_state_dict({**state["optimizer"], "slots": slots})
-        kind, pos, has_gauss, cached = state["rng"]
-        est_._random_state.set_state((kind, arrays["rng_keys"], pos, has_gauss, cached))
-        est_._no_improvement_count = state["no_improvement_count"]
-        est_.n_iter_ = state["n_iter"]
-        order = arrays["sample_order"]
-        if order.shape != sample_idx.shape:
-            raise CliError("the checkpoint was made on other data")
-        return order
-
-    model.estimator.n_iter_ = state["n_iter"]
-    return model, restore, meta.get("user", {})
 
 
 # -- train -----------------------------------------------------------------------------
@@ -554,57 +496,6 @@ def _fit_with_progress(est, Xtr, ytr, Xte, yte, args, model, info, done):
         why = f"all {n} epochs (--epochs {est.max_iter})"
     history["why"] = why
     return history
-
-
-def _require_matplotlib(path):
-    """matplotlib, and a file type it writes: checked before training."""
-    try:
-        from matplotlib.backend_bases import FigureCanvasBase
-    except ImportError:
-        raise CliError("--plot needs matplotlib: pip install 'fastnet[plot]'") from None
-    kinds = FigureCanvasBase.get_supported_filetypes()
-    ext = os.path.splitext(path)[1][1:].lower()
-    if ext not in kinds:
-        raise CliError(
-            f"--plot {path}: give a file name ending in one of "
-            f"{', '.join('.' + k for k in sorted(kinds))}"
-        )
-
-
-def _plot(history, metric, path, title):
-    """Training loss and held-out score over the same epochs; a log loss axis
-    when the loss spans more than a decade."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    loss = history["loss"]
-    epochs = np.arange(history["first"], history["first"] + len(loss))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    lines = ax.plot(epochs, loss, color="C0", label="training loss")
-    if min(loss) > 0 and max(loss) / min(loss) > 10:
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_ylabel("training loss")
-    held = history["held_out"]
-    if held:
-        ax2 = ax.twinx()
-        lines += ax2.plot(epochs, held, color="C1", label=f"held-out {metric}")
-        ax2.set_ylabel(f"held-out {metric}")
-    ax.set_title(title)
-    ax.legend(
-        lines,
-        [ln.get_label() for ln in lines],
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.14),
-        ncol=2,
-        frameon=False,
-    )
-    fig.savefig(path, bbox_inches="tight", dpi=100)
-    plt.close(fig)
 
 
 # -- predict ---------------------------------------------------------------------------
