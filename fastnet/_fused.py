@@ -58,8 +58,8 @@ def fused_epoch(
     alpha = hidden.alpha if hidden is not None else 0.0
     saves_x = kernels.ACTIVATIONS[activation].saves == "x"
     dt = X.dtype
-    empty = np.empty(0, dt)
     fns = kernels.mlp_callbacks(activation, loss_name, kind, dt)
+    kind_code, item, one = kernels.mlp_dtype_args(dt)
 
     def slots(name, p):
         return list(optimizer._slots(name, p).values())
@@ -77,6 +77,8 @@ def fused_epoch(
     # the order of kernels.mlp.LAYER_COLUMNS: W, b, gW, gb, s1W, s2W, s1b, s2b
     table, keep = layer_table(rows, dt)
     dims = network_dims(linears, X.shape[1])
+    if X.ndim != 2 or not X.flags.c_contiguous:
+        raise ValueError("the compiled epoch takes a C-contiguous 2-D X")
     if target.shape[0] != X.shape[0] or (
         target.ndim == 2 and target.shape[1] != dims[-1]
     ):
@@ -84,27 +86,28 @@ def fused_epoch(
             f"targets of shape {target.shape} do not fit {X.shape[0]} rows and "
             f"{dims[-1]} outputs"
         )
-    widths = int(dims[1:].sum())
-    zs = np.empty(batch * (widths + int(dims[1:-1].sum())), dt)
-    ds = np.empty(batch * widths, dt)
-    xb = np.empty((batch, *X.shape[1:]), dt)
+    zo = kernels.mlp_block_offsets(dims, batch, saves_x)
+    do = kernels.mlp_block_offsets(dims, batch, False)
+    zs = np.empty(int(zo[-1]), dt)
+    ds = np.empty(int(do[-1]), dt)
+    xb = np.empty((batch, X.shape[1]), dt)
     want = np.dtype(np.int64 if loss_name == "softmax_cross_entropy" else dt)
     if target.dtype != want:  # the loss kernel reads the bytes as this type
         raise ValueError(
             f"the loss {loss_name} needs {want} targets, got {target.dtype}"
         )
     # targets cross as rows of bytes (the loss kernel reads them as labels or as
-    # numbers): one epoch kernel per dtype serves every target kind, so a regressor
-    # after a classifier compiles its loss, not a new epoch
+    # numbers): one epoch kernel serves every target kind and dtype
     target = np.ascontiguousarray(target)
-    target_bytes = target.view(np.uint8).reshape(target.shape[0], -1)
-    tb = np.empty((batch, target_bytes.shape[1]), np.uint8)
+    t_row = target.dtype.itemsize * (target.shape[1] if target.ndim == 2 else 1)
+    tb = np.empty((batch, t_row), np.uint8)
     n = X.shape[0]
     sizes = np.minimum(batch, n - np.arange(0, n, batch))  # rows per batch
     losses = np.empty(sizes.shape[0])
     sklearn_eps = (
         eps_placement or getattr(optimizer, "eps_placement", "torch")
     ) == "sklearn"
+    keep += [X, target, zs, ds, xb, tb, one]
 
     def epoch(order):
         # the kernel gathers rows by these indices without bounds checks
@@ -121,18 +124,19 @@ def fused_epoch(
             o = optimizer
             hp = np.array([o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0])
         optimizer.t = kernels.mlp_epoch(
-            X,
-            target_bytes,
-            empty,
+            X.ctypes.data,
+            target.ctypes.data,
+            t_row,
             order,
             batch,
             table,
             dims,
-            zs,
-            ds,
-            xb,
-            tb,
-            empty,
+            zs.ctypes.data,
+            zo,
+            ds.ctypes.data,
+            do,
+            xb.ctypes.data,
+            tb.ctypes.data,
             hp,
             optimizer.t,
             alpha,
@@ -142,6 +146,9 @@ def fused_epoch(
             losses,
             fns,
             saves_x,
+            kind_code,
+            item,
+            one.ctypes.data,
         )
         total = 0.0  # summed as the module path sums, batch by batch
         for value, m in zip(losses, sizes, strict=True):

@@ -591,6 +591,7 @@ class _FastnetMLP:
         array the caller owns.
         """
         compiled = net.get("forward")
+        kind = self.out_activation_
         if compiled is None:
             hidden = net["hidden"][0] if net["hidden"] else None
             name = hidden.kernel_name if hidden is not None else "identity"
@@ -598,34 +599,43 @@ class _FastnetMLP:
             rows = [[lin.params["W"], lin.params["b"]] for lin in net["linears"]]
             table, keep = layer_table(rows, dtype)
             dims = network_dims(net["linears"], net["linears"][0].n_in)
+            code, item, one = kernels.mlp_dtype_args(dtype)
+            output = kind if kind in kernels.OUT_KINDS else "identity"
             compiled = net["forward"] = {
-                "fn": kernels.mlp_callbacks(name, None, None, dtype)[0],
+                "fns": kernels.mlp_forward_callbacks(name, output, dtype),
                 "alpha": hidden.alpha if hidden is not None else 0.0,
                 "table": table,
-                "keep": keep,  # the arrays the table points into
+                "keep": keep + [one],  # the arrays the table points into
                 "table_dtype": dtype,
                 "dims": dims,
                 "hidden": int(dims[1:-1].sum()),
+                "dtype": (code, item, one.ctypes.data),
             }
         n = X.shape[0]
-        if X.shape[1] != compiled["dims"][0] or X.dtype != compiled["table_dtype"]:
+        if (
+            X.ndim != 2
+            or X.shape[1] != compiled["dims"][0]
+            or X.dtype != compiled["table_dtype"]
+        ):
             raise ValueError(
-                f"X has {X.shape[1]} features of {X.dtype}; the network takes "
+                f"X has {X.shape[1:]} features of {X.dtype}; the network takes "
                 f"{compiled['dims'][0]} of {compiled['table_dtype']}"
             )
+        X = np.ascontiguousarray(X)  # the kernel reads rows of the given width
         work = np.empty(n * compiled["hidden"], X.dtype)
         out = np.empty((n, compiled["dims"][-1]), X.dtype)
-        kind = self.out_activation_
-        kernels.mlp_forward(
-            X,
-            compiled["table"],
-            compiled["dims"],
-            work,
-            out,
-            compiled["fn"],
-            compiled["alpha"],
-            kernels.OUT_KINDS[kind] if kind != "exp" else 0,
-        )
+        if n:
+            kernels.mlp_forward(
+                X.ctypes.data,
+                n,
+                compiled["table"],
+                compiled["dims"],
+                work.ctypes.data,
+                out.ctypes.data,
+                compiled["fns"],
+                compiled["alpha"],
+                *compiled["dtype"],
+            )
         if kind == "exp":
             np.exp(out, out=out)  # as the module path's output does
         return out

@@ -33,9 +33,12 @@ from .losses import (
     squared_error_tangent,
 )
 from .mlp import OUT_KINDS
+from .mlp import block_offsets as mlp_block_offsets
 from .mlp import callbacks as mlp_callbacks
+from .mlp import dtype_args as mlp_dtype_args
 from .mlp import epoch as mlp_epoch
 from .mlp import forward as mlp_forward
+from .mlp import forward_callbacks as mlp_forward_callbacks
 from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
 from .softmax import softmax_backward, softmax_backward_tangent, softmax_forward
 from .util import all_finite, axpy
@@ -64,9 +67,12 @@ __all__ = [
     "linear_backward_tangent",
     "linear_forward",
     "linear_forward_tangent",
+    "mlp_block_offsets",
     "mlp_callbacks",
+    "mlp_dtype_args",
     "mlp_epoch",
     "mlp_forward",
+    "mlp_forward_callbacks",
     "pick",
     "poisson_exp",
     "poisson_exp_tangent",

@@ -86,3 +86,57 @@ def gemm(a, b, out, alpha, beta, trans_a, trans_b):
     return _xxgemm(
         trans_b, trans_a, n, m, k, alpha, b, b.shape[1], a, a.shape[1], beta, out, n
     )
+
+
+@intrinsic
+def _xxgemm_raw(typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                beta, c, ldc):
+    """:func:`_xxgemm` on ``int64`` addresses, the dtype given by ``kind`` (the
+    BLAS letter's code: ``ord('d')`` float64, ``ord('s')`` float32) and ``alpha``,
+    ``beta`` the addresses of scalars of that dtype. Returns BLAS's status."""
+    ensure_blas()
+
+    def codegen(context, builder, sig, args):
+        intp = context.get_value_type(types.intp)
+        params = [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOIDP, _VOIDP, intp]
+        params += [_VOIDP, intp, _VOIDP, _VOIDP, intp]
+        fnty = ir.FunctionType(ir.IntType(32), params)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        tys = sig.args
+
+        def flag(i):
+            on = context.cast(builder, args[i], tys[i], types.boolean)
+            return builder.select(
+                on, ir.Constant(_CHAR, ord("t")), ir.Constant(_CHAR, ord("n"))
+            )
+
+        def size(i):
+            return context.cast(builder, args[i], tys[i], types.intp)
+
+        def address(i):
+            return builder.inttoptr(size(i), _VOIDP)
+
+        call_args = (
+            builder.trunc(size(0), _CHAR), flag(1), flag(2), size(3), size(4),
+            size(5), address(6), address(7), size(8), address(9), size(10),
+            address(11), address(12), size(13),
+        )  # fmt: skip
+        return builder.call(fn, call_args)
+
+    sig = types.int32(
+        kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
+    )
+    return sig, codegen
+
+
+@jit_inline
+def gemm_at(kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
+    r""":func:`gemm` on addresses: row-major ``out (m, n) = op(a) op(b)`` scaled as
+    there, ``op(a)`` of shape ``(m, k)``, ``op(b)`` of ``(k, n)``, every matrix
+    C-contiguous of the dtype of BLAS letter ``kind``; ``alpha`` and ``beta`` are
+    addresses of scalars of that dtype. Returns BLAS's status."""
+    lda = m if trans_a else k
+    ldb = k if trans_b else n
+    return _xxgemm_raw(
+        kind, trans_b, trans_a, n, m, k, alpha, b, ldb, a, lda, beta, out, n
+    )

@@ -8,10 +8,13 @@ its small kernels, never the whole network again. Arrays cross as data pointers,
 integers as ``int64``, floats as ``double``; the callee rebuilds its arrays with
 ``numba.carray``. The call costs a few nanoseconds, once per array, not per element.
 
-:func:`view` turns an address back into an array inside a kernel: the network
-kernels take the addresses of the layers' arrays as an ``int64`` table, so the
-number of layers is data, not part of a tuple type (one compilation for any depth).
-The caller keeps those arrays alive and checks their shapes, dtypes and contiguity.
+:func:`ptr` passes an ``int64`` address as a pointer argument: the network kernels
+handle every array as an address (the layers' arrays come as an ``int64`` table),
+so the number of layers is data, not part of a tuple type, and the dtype is data
+too (its BLAS kind and item size): one compilation for any depth and either dtype.
+:func:`copy_bytes` moves rows between addresses; :func:`view` turns an address back
+into an array inside a kernel. The caller keeps the arrays alive and checks their
+shapes, dtypes and contiguity.
 """
 
 from llvmlite import ir
@@ -25,7 +28,8 @@ _VOIDP = cgutils.voidptr_t
 
 
 def _c_args(context, builder, tys, values):
-    """Arrays as data pointers, integers as int64, floats as double."""
+    """Arrays as data pointers, integers as int64, floats as double, raw
+    pointers (:func:`ptr`) as they are."""
     out = []
     for ty, value in zip(tys, values, strict=True):
         if isinstance(ty, types.Array):
@@ -35,13 +39,15 @@ def _c_args(context, builder, tys, values):
             out.append(context.cast(builder, value, ty, types.int64))
         elif isinstance(ty, types.Float):
             out.append(context.cast(builder, value, ty, types.float64))
+        elif isinstance(ty, types.RawPointer):
+            out.append(builder.bitcast(value, _VOIDP))
         else:  # pragma: no cover - a programming error, caught at compile time
             raise TypeError(f"cannot pass {ty} to a C kernel")
     return out
 
 
 def _c_type(ty):
-    if isinstance(ty, types.Array):
+    if isinstance(ty, (types.Array, types.RawPointer)):
         return _VOIDP
     if isinstance(ty, (types.Integer, types.Boolean)):
         return ir.IntType(64)
@@ -73,15 +79,36 @@ call_f64 = _ccall(types.float64, ir.DoubleType())
 
 
 @intrinsic
-def _voidptr(typingctx, address):
+def ptr(typingctx, address):
+    """The ``int64`` ``address`` as a ``void *`` (what a C kernel's pointer
+    argument takes, whatever its dtype)."""
+
     def codegen(context, builder, sig, args):
         return builder.inttoptr(args[0], _VOIDP)
 
     return types.voidptr(address), codegen
 
 
+@intrinsic
+def copy_bytes(typingctx, dst, src, nbytes):
+    """``memcpy(dst, src, nbytes)`` between the ``int64`` addresses ``dst`` and
+    ``src`` (regions that do not overlap)."""
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        to, frm, n = (context.cast(builder, a, t, types.int64) for a, t in
+                      zip(args, sig.args, strict=True))
+        cgutils.raw_memcpy(
+            builder, builder.inttoptr(to, _VOIDP), builder.inttoptr(frm, _VOIDP),
+            n, ir.Constant(i64, 1),
+        )
+        return context.get_dummy_value()
+
+    return types.void(dst, src, nbytes), codegen
+
+
 @jit_inline
 def view(address, shape, like):
     """The array of ``shape`` and ``like``'s dtype at ``address`` (no copy, no
     ownership: the caller keeps the memory alive)."""
-    return carray(_voidptr(address), shape, like.dtype)
+    return carray(ptr(address), shape, like.dtype)

@@ -2,16 +2,19 @@
 
 A step of the module-by-module path (``Linear`` / activation / loss / optimizer,
 each a kernel called from Python) spends tens of microseconds in Python; for small
-networks that is most of the time. These kernels run the same kernels in the same
+networks that is most of the time. These kernels run the same arithmetic in the same
 order from inside one compiled loop over all batches, so their results are
 bit-identical to the module path and the Python overhead is paid once per epoch.
 
-Compiled once per dtype, whatever the network and the target (rows of bytes that
-the loss kernel reads as labels or numbers): the layers come as
-a table of array addresses (:data:`LAYER_COLUMNS`) with their widths in ``dims``, so
-depth is data; the hidden activation, the loss and the optimizer come as addresses
-of small C-callable kernels (:func:`callbacks`, compiled per setting on first use).
-A new activation, loss or optimizer compiles those few small kernels, not a network.
+Compiled once, whatever the network, the dtype and the target: every array crosses
+as an address (:mod:`.ffi`), the layers' as a table (:data:`LAYER_COLUMNS`) with
+their widths in ``dims``, so depth is data; the dtype is data too (its BLAS letter
+and item size; BLAS takes the matrix products, rows move as bytes); everything
+elementwise is a small C-callable kernel per setting and dtype (:func:`callbacks`,
+compiled on first use): the bias plus the activation in one pass over each product,
+the activation's backward plus the bias gradient, the loss, the optimizer update.
+A new activation, loss, optimizer or dtype compiles those few small kernels, never
+a network (measured in ``bench/startup.py``).
 """
 
 import math
@@ -19,10 +22,10 @@ import math
 import numpy as np
 from numba import carray, types
 
-from ._config import cfunc, jit, jit_inline
+from ._config import cfunc, inlined, jit, jit_inline
 from .activations import ACTIVATIONS
-from .ffi import call_f64, call_void, view
-from .linear import linear_backward, linear_forward
+from .blas import gemm_at
+from .ffi import call_f64, call_void, copy_bytes, ptr
 from .losses import (
     poisson_exp,
     sigmoid_binary_cross_entropy,
@@ -39,56 +42,47 @@ LAYER_COLUMNS = ("W", "b", "gW", "gb", "s1W", "s2W", "s1b", "s2b")
 _W, _B, _GW, _GB, _S1W, _S2W, _S1B, _S2B = range(8)
 #: output of the forward kernel: 0 identity, 1 softmax, 2 logistic
 OUT_KINDS = {"identity": 0, "softmax": 1, "logistic": 2}
+#: the epoch's C kernels, in the order of :func:`callbacks`' array
+EPOCH_FNS = (
+    "bias_act", "act_backward", "loss", "update", "bias", "scale_colsum", "sum_sq"
+)  # fmt: skip
+#: the forward's C kernels, in the order of :func:`forward_callbacks`' array
+FORWARD_FNS = ("bias_act", "bias", "output")
 
 # the serial kernels, as plain globals (a call through a tuple item types as Numba's
 # experimental first-class function and warns on every first compilation)
-_adam_update = adam_update[0]
-_sgd_update = sgd_update[0]
-_softmax_serial = softmax_forward[0]
-_logistic_serial = ACTIVATIONS["logistic"].forward[0]
+# (inlined copies: each C kernel compiles as one function)
+_adam_update = inlined(adam_update[0])
+_sgd_update = inlined(sgd_update[0])
+_softmax_serial = inlined(softmax_forward[0])
+_logistic_serial = inlined(ACTIVATIONS["logistic"].forward[0])
 
 
-@jit_inline
-def _gather_rows(src, order, start, dst):
-    """``dst[i] = src[order[start + i]]`` for the rows of ``dst`` (2-D arrays).
-
-    Element by element: a row assignment ``dst[i] = src[r]`` would compile Numba's
-    broadcast checks and their formatted messages into the kernel (about 3 s of a
-    cold first fit).
-    """
-    for i in range(dst.shape[0]):
-        r = order[start + i]
-        for j in range(dst.shape[1]):
-            dst[i, j] = src[r, j]
-
-
-@jit_inline
-def _offsets(dims, rows, hidden_too):
-    """Where each layer's ``rows x width`` block starts in a flat workspace: one
-    block per layer, plus one per hidden layer after them when ``hidden_too``."""
-    L = dims.shape[0] - 1
-    n_blocks = 2 * L - 1 if hidden_too else L
-    out = np.empty(n_blocks + 1, np.int64)
-    out[0] = 0
-    for i in range(n_blocks):
-        out[i + 1] = out[i] + rows * dims[i % L + 1]
-    return out
+def block_offsets(dims, rows, hidden_too):
+    """Where each layer's ``rows x width`` block starts in a flat workspace, in
+    elements (int64): one block per layer, then one per hidden layer when
+    ``hidden_too``; the last entry is the workspace's size."""
+    widths = list(dims[1:]) + (list(dims[1:-1]) if hidden_too else [])
+    return np.concatenate([[0], np.cumsum(widths, dtype=np.int64) * rows]).astype(
+        np.int64
+    )
 
 
 @jit
 def epoch(
     X,
     T,
-    w,
+    t_row,
     order,
     batch,
     table,
     dims,
     zs,
+    zo,
     ds,
+    do,
     xb,
     tb,
-    wb,
     hp,
     t0,
     alpha,
@@ -98,33 +92,40 @@ def epoch(
     losses,
     fns,
     saves_x,
+    kind,
+    item,
+    one,
 ):
     """Train one epoch over the rows ``order`` in batches of ``batch``.
 
-    ``T``: the targets as rows of bytes (uint8, one row per sample), gathered into
-    ``tb`` and handed to the loss kernel, which reads them as int64 labels or as
-    numbers of the dtype.
+    Addresses (``int64``): ``X`` (rows of ``dims[0]`` numbers), ``T`` (the targets
+    as rows of ``t_row`` bytes, which the loss kernel reads as int64 labels or as
+    numbers), the workspaces ``zs`` (every layer's pre-activation, then every hidden
+    activation, ``batch`` rows each, at the element offsets ``zo``), ``ds`` (every
+    layer's gradient, offsets ``do``), ``xb`` and ``tb`` (a batch of gathered rows),
+    and ``one`` (the numbers 1 and 0 in the dtype, BLAS's scalars). ``kind``: the
+    dtype's BLAS letter code; ``item``: its size in bytes.
 
-    Per batch: gather rows; ``z_l = h_{l-1} W_l + b_l``, ``h_l = f(z_l)``; the fused
-    loss of the last ``z`` (times ``loss_scale``, its gradient times
-    ``grad_scale``); backward through every layer; one optimizer update per
-    array with L2 ``l2 / (sum of batch weights)`` on the weights only (``l2`` = 0:
-    none). Writes each batch's loss to ``losses`` (loss plus the L2 term
-    ``l2/2 ||W||² / W``); returns the optimizer's step count after the epoch.
+    Per batch: gather rows; ``z_l = h_{l-1} W_l``, then ``z_l += b_l``,
+    ``h_l = f(z_l)`` in one pass; the fused loss of the last ``z`` (times
+    ``loss_scale``, its gradient times ``grad_scale``, in the pass that sums the
+    last bias's gradient); backward through every layer, each activation's backward
+    in the pass that sums its layer's bias gradient; one optimizer update per array
+    with L2 ``l2 / batch rows`` on the weights only (``l2`` = 0: none). Writes each
+    batch's loss to ``losses`` (loss plus the L2 term ``l2/2 ||W||² / rows``);
+    returns the optimizer's step count after the epoch.
 
     ``table`` (L, 8): the layers' array addresses (:data:`LAYER_COLUMNS`); ``dims``
-    (L + 1): the widths, input first. ``zs``: ``batch`` rows of every layer's
-    pre-activation, then of every hidden activation; ``ds``: of every layer's
-    gradient. ``fns``: addresses of the activation's forward and backward, the loss
-    and the optimizer update (:func:`callbacks`); ``saves_x``: the activation's
-    backward reads its input (else its output). ``hp``: the optimizer's
-    hyperparameters (6 values); ``w``: sample weights or empty.
+    (L + 1): the widths, input first. ``fns``: addresses of the C kernels
+    (:data:`EPOCH_FNS`, :func:`callbacks`); ``saves_x``: the activation's backward
+    reads its input (else its output, and the activation overwrites its input).
+    ``hp``: the optimizer's hyperparameters (6 values).
     """
     n = order.shape[0]
     L = table.shape[0]
     k_out = dims[L]
-    zo = _offsets(dims, batch, True)
-    do = _offsets(dims, batch, False)
+    x_row = dims[0] * item
+    zero = one + item
     n_slots = 0
     if table[0, _S1W] != 0:
         n_slots = 2 if table[0, _S2W] != 0 else 1
@@ -132,87 +133,82 @@ def epoch(
     k = 0
     for lo in range(0, n, batch):
         m = min(batch, n - lo)
-        x = xb[:m]
-        tt = tb[:m]
-        ww = wb[:m] if w.size > 0 else wb
-        _gather_rows(X, order, lo, x)
-        _gather_rows(T.reshape(T.shape[0], -1), order, lo, tt.reshape(m, -1))
-        sw_sum = float(m)
-        if w.size > 0:
-            sw_sum = 0.0
-            for i in range(m):
-                ww[i] = w[order[lo + i]]
-                sw_sum += ww[i]
+        for i in range(m):
+            r = order[lo + i]
+            copy_bytes(xb + i * x_row, X + r * x_row, x_row)
+            copy_bytes(tb + i * t_row, T + r * t_row, t_row)
         # forward
-        h = x
+        h = xb
         for layer in range(L):
             d = dims[layer + 1]
-            z = zs[zo[layer] : zo[layer] + m * d].reshape(m, d)
-            W = view(table[layer, _W], (dims[layer], d), X)
-            b = view(table[layer, _B], (d,), X)
-            linear_forward(h, W, b, z)
+            z = zs + zo[layer] * item
+            gemm_at(kind, h, table[layer, _W], z, m, d, dims[layer], one, zero,
+                    False, False)  # fmt: skip
             if layer < L - 1:
-                a = zs[zo[L + layer] : zo[L + layer] + m * d].reshape(m, d)
-                call_void(fns[0], (z, a, m * d, alpha))
+                a = _activation_at(zs, zo, L, layer, saves_x, item)
+                call_void(fns[0], (ptr(z), ptr(table[layer, _B]), ptr(a), m, d, alpha))
                 h = a
-        last = zs[zo[L - 1] : zo[L - 1] + m * k_out].reshape(m, k_out)
-        grad = ds[do[L - 1] : do[L - 1] + m * k_out].reshape(m, k_out)
-        loss = call_f64(fns[2], (last, tt, ww, grad, m, k_out, ww.shape[0]))
+            else:
+                call_void(fns[4], (ptr(z), ptr(table[layer, _B]), ptr(z), m, d, 0.0))
+        last = zs + zo[L - 1] * item
+        grad = ds + do[L - 1] * item
+        loss = call_f64(fns[2], (ptr(last), ptr(tb), ptr(0), ptr(grad), m, k_out, 0))
         loss *= loss_scale
-        if grad_scale != 1.0:
-            g = grad.reshape(-1)
-            factor = g.dtype.type(grad_scale)
-            for i in range(g.shape[0]):
-                g[i] *= factor
+        call_void(fns[5], (ptr(grad), ptr(table[L - 1, _GB]), m, k_out, grad_scale))
         # backward
         for layer in range(L - 1, -1, -1):
             d_in = dims[layer]
             d = dims[layer + 1]
-            dy = ds[do[layer] : do[layer] + m * d].reshape(m, d)
+            dy = ds + do[layer] * item
+            h_in = xb
             if layer > 0:
-                h_in = zs[zo[L + layer - 1] : zo[L + layer - 1] + m * d_in]
-                dx = ds[do[layer - 1] : do[layer - 1] + m * d_in].reshape(m, d_in)
-            else:
-                h_in = x.reshape(-1)
-                dx = ds[:0].reshape(0, d_in)  # the input needs no gradient
-            W = view(table[layer, _W], (d_in, d), X)
-            gW = view(table[layer, _GW], (d_in, d), X)
-            gb = view(table[layer, _GB], (d,), X)
-            linear_backward(dy, h_in.reshape(m, d_in), W, dx, gW, gb)
+                h_in = _activation_at(zs, zo, L, layer - 1, saves_x, item)
+                dx = ds + do[layer - 1] * item
+                gemm_at(kind, dy, table[layer, _W], dx, m, d_in, d, one, zero,
+                        False, True)  # fmt: skip
+            gemm_at(kind, h_in, dy, table[layer, _GW], d_in, d, m, one, zero,
+                    True, False)  # fmt: skip
             if layer > 0:
-                lo_s = zo[layer - 1] if saves_x else zo[L + layer - 1]
-                saved = zs[lo_s : lo_s + m * d_in]
-                call_void(fns[1], (dx, saved, dx, m * d_in, alpha))
+                saved = zs + zo[layer - 1] * item if saves_x else h_in
+                args = (ptr(dx), ptr(saved), ptr(dx), ptr(table[layer - 1, _GB]))
+                call_void(fns[1], (*args, m, d_in, alpha))
         # L2 on the weights, then the updates
         if l2 > 0.0:
             sq = 0.0
             for layer in range(L):
                 size = dims[layer] * dims[layer + 1]
-                sq += sum_squares(view(table[layer, _W], (size,), X))
-            loss += 0.5 * l2 * sq / sw_sum
+                sq += call_f64(fns[6], (ptr(table[layer, _W]), size))
+            loss += 0.5 * l2 * sq / m
         t += 1
-        decay = l2 / sw_sum
+        decay = l2 / m
         for layer in range(L):
             size = dims[layer] * dims[layer + 1]
-            _update(fns[3], table[layer], _W, size, n_slots, t, hp, decay, X)
-            _update(fns[3], table[layer], _B, dims[layer + 1], n_slots, t, hp, 0.0, X)
+            _update(fns[3], table[layer], _W, size, n_slots, t, hp, decay)
+            _update(fns[3], table[layer], _B, dims[layer + 1], n_slots, t, hp, 0.0)
         losses[k] = loss
         k += 1
     return t
 
 
 @jit_inline
-def _update(fn, row, col, size, n_slots, t, hp, l2, like):
+def _activation_at(zs, zo, L, layer, saves_x, item):
+    """The address of hidden layer ``layer``'s activation: a block of its own when
+    the backward reads the input, else the pre-activation's block (overwritten)."""
+    return zs + (zo[L + layer] if saves_x else zo[layer]) * item
+
+
+@jit_inline
+def _update(fn, row, col, size, n_slots, t, hp, l2):
     """The optimizer's update (C kernel ``fn``) of the array in column ``col`` of a
     layer's table ``row`` (weights or bias), its gradient and slots beside it."""
     grad, slot = (_GW, _S1W) if col == _W else (_GB, _S1B)
     n1 = size if n_slots > 0 else 0
     n2 = size if n_slots > 1 else 0
     args = (
-        view(row[col], (size,), like),
-        view(row[grad], (size,), like),
-        view(row[slot], (n1,), like),
-        view(row[slot + 1], (n2,), like),
+        ptr(row[col]),
+        ptr(row[grad]),
+        ptr(row[slot]),
+        ptr(row[slot + 1]),
         n1,
         n2,
         size,
@@ -224,33 +220,31 @@ def _update(fn, row, col, size, n_slots, t, hp, l2, like):
 
 
 @jit
-def forward(x, table, dims, work, out, fn_act, alpha, out_kind):
+def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one):
     """``z_l = h_{l-1} W_l + b_l``, ``h_l = f(z_l)`` (in place) for the layers of
-    ``table`` (columns W and b of :data:`LAYER_COLUMNS`), the hidden layers' rows in
-    the flat ``work``, the last layer's into ``out``, which then goes through the
-    output (:data:`OUT_KINDS`). ``fn_act``: the activation's forward
-    (:func:`callbacks`)."""
-    n = x.shape[0]
+    ``table`` (columns W and b of :data:`LAYER_COLUMNS`) on the ``n`` rows at
+    address ``x``, the hidden layers' rows in the workspace at ``work``, the last
+    layer's into ``out``, which then goes through the output kernel (0: none).
+    ``fns``: :data:`FORWARD_FNS` (:func:`forward_callbacks`); ``kind``, ``item``,
+    ``one``: the dtype, as for :func:`epoch`."""
     L = table.shape[0]
+    zero = one + item
     h = x
-    start = 0
+    start = work
     for layer in range(L):
         d = dims[layer + 1]
-        W = view(table[layer, _W], (dims[layer], d), x)
-        b = view(table[layer, _B], (d,), x)
+        b = ptr(table[layer, _B])
+        z = out if layer == L - 1 else start
+        gemm_at(kind, h, table[layer, _W], z, n, d, dims[layer], one, zero,
+                False, False)  # fmt: skip
         if layer < L - 1:
-            z = work[start : start + n * d].reshape(n, d)
-            start += n * d
-            linear_forward(h, W, b, z)
-            call_void(fn_act, (z, z, n * d, alpha))
+            call_void(fns[0], (ptr(z), b, ptr(z), n, d, alpha))
+            start += n * d * item
             h = z
         else:
-            linear_forward(h, W, b, out)
-    if out_kind == 1:
-        _softmax_serial(out, out)
-    elif out_kind == 2:
-        flat = out.reshape(-1)
-        _logistic_serial(flat, 0.0, flat)
+            call_void(fns[1], (ptr(z), b, ptr(z), n, d, 0.0))
+    if fns[2] != 0:
+        call_void(fns[2], (ptr(out), n, dims[L]))
 
 
 # -- the C-callable kernels -------------------------------------------------------
@@ -258,12 +252,48 @@ def forward(x, table, dims, work, out, fn_act, alpha, out_kind):
 _kernel = None
 
 
-def _act_forward_c(x, out, n, alpha):
-    _kernel(carray(x, (n,)), alpha, carray(out, (n,)))
+def _bias_act_c(z, b, out, m, d, alpha):
+    """``z += b``, ``out = f(z)`` (``out`` may be ``z``): the activation's
+    ``bias_forward``."""
+    _kernel(carray(z, (m, d)), carray(b, (d,)), alpha, carray(out, (m, d)))
 
 
-def _act_backward_c(dy, saved, dx, n, alpha):
-    _kernel(carray(dy, (n,)), carray(saved, (n,)), alpha, carray(dx, (n,)))
+def _act_backward_c(dy, saved, dz, db, m, d, alpha):
+    """``dz = dy * f'(saved)`` (``dz`` may be ``dy``), ``db = dz.sum(0)``: the
+    activation's ``bias_backward``."""
+    shape = (m, d)
+    _kernel(carray(dy, shape), carray(saved, shape), alpha, carray(dz, shape),
+            carray(db, (d,)))  # fmt: skip
+
+
+def _scale_colsum_c(g, db, m, d, factor):
+    """``g *= factor`` unless ``factor`` is 1, then ``db = g.sum(0)`` in row order
+    (``Linear``'s ``column_sum``), in one pass."""
+    grad = carray(g, (m, d))
+    out = carray(db, (d,))
+    f = grad.dtype.type(factor)
+    out[:] = 0.0
+    for i in range(m):
+        for j in range(d):
+            if factor != 1.0:
+                grad[i, j] *= f
+            out[j] += grad[i, j]
+
+
+def _sum_sq_c(p, n):
+    return _kernel(carray(p, (n,)))
+
+
+def _softmax_out_c(z, m, k):
+    """Softmax over each row, in place."""
+    out = carray(z, (m, k))
+    _softmax_serial(out, out)
+
+
+def _logistic_out_c(z, m, k):
+    """The logistic function of every element, in place."""
+    flat = carray(z, (m * k,))
+    _logistic_serial(flat, 0.0, flat)
 
 
 def _loss_labels_c(z, t, w, grad, m, k, nw):
@@ -333,7 +363,9 @@ _CFUNCS = {}
 
 def _made(key, make):
     if key not in _CFUNCS:
-        _CFUNCS[key] = make()  # kept: its address is valid while it lives
+        # kept: its address is valid while it lives; where two threads compile one
+        # kernel at once, the first stored is the one every caller gets
+        _CFUNCS.setdefault(key, make())
     return _CFUNCS[key].address
 
 
@@ -351,55 +383,108 @@ def _sig(dtype, *kinds, ret=types.void):
     return ret(*[of[k] for k in kinds])
 
 
-def callbacks(activation, loss, optimizer, dtype):
-    """Addresses (int64 array) of this setting's C-callable kernels for
-    :func:`epoch`: the activation's forward and backward, the loss (None: 0), the
-    optimizer's update (None: 0). Each is compiled (or loaded from the cache) on
-    first use in a process."""
-    nb = types.float32 if np.dtype(dtype) == np.float32 else types.float64
-    name = np.dtype(dtype).name
-    act = ACTIVATIONS[activation]
-    out = [
-        _made(
-            ("act_forward", activation, name),
-            lambda: cfunc(
-                _act_forward_c,
-                f"c_{activation}_forward_{name}",
-                _sig(nb, "p", "p", "i", "f"),
-                _kernel=act.forward[0],
-            ),
+def _bias_act(activation, nb, name):
+    return _made(
+        ("bias_act", activation, name),
+        lambda: cfunc(
+            _bias_act_c,
+            f"c_{activation}_bias_act_{name}",
+            _sig(nb, "p", "p", "p", "i", "i", "f"),
+            _kernel=inlined(ACTIVATIONS[activation].bias_forward[0]),
         ),
+    )
+
+
+def _numba_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"the network kernels take float32 or float64, not {dtype}")
+    return (types.float32 if dtype == np.float32 else types.float64), dtype.name
+
+
+def dtype_args(dtype):
+    """The kernels' description of ``dtype``: ``(kind, item, one)``: its BLAS
+    letter's code, its size in bytes, and an array holding 1 and 0 in it, whose
+    address (``one.ctypes.data``) the kernels take; the caller keeps it alive."""
+    dtype = np.dtype(dtype)
+    _numba_dtype(dtype)
+    kind = ord("s") if dtype == np.float32 else ord("d")
+    return kind, dtype.itemsize, np.array([1.0, 0.0], dtype)
+
+
+def callbacks(activation, loss, optimizer, dtype):
+    """Addresses (int64 array, :data:`EPOCH_FNS`) of this setting's C-callable
+    kernels for :func:`epoch`: the bias plus the hidden activation, the activation's
+    backward plus the bias gradient, the loss, the optimizer's update, the last
+    layer's bias, the last gradient's scale plus its bias gradient, and the sum of
+    squares. Each is compiled (or loaded from the cache) on first use in a
+    process."""
+    nb, name = _numba_dtype(dtype)
+    act = ACTIVATIONS[activation]
+    kernel, template = LOSSES[loss]
+    target = "l" if template is _loss_labels_c else "p"
+    out = [
+        _bias_act(activation, nb, name),
         _made(
             ("act_backward", activation, name),
             lambda: cfunc(
                 _act_backward_c,
-                f"c_{activation}_backward_{name}",
-                _sig(nb, "p", "p", "p", "i", "f"),
-                _kernel=act.backward[0],
+                f"c_{activation}_act_backward_{name}",
+                _sig(nb, "p", "p", "p", "p", "i", "i", "f"),
+                _kernel=inlined(act.bias_backward[0]),
             ),
         ),
-        0,
-        0,
-    ]
-    if loss is not None:
-        kernel, template = LOSSES[loss]
-        target = "l" if template is _loss_labels_c else "p"
-        out[2] = _made(
+        _made(
             ("loss", loss, name),
             lambda: cfunc(
                 template,
                 f"c_{loss}_{name}",
                 _sig(nb, "p", target, "p", "p", "i", "i", "i", ret=types.float64),
-                _kernel=kernel,
+                _kernel=inlined(kernel),
             ),
-        )
-    if optimizer is not None:
-        out[3] = _made(
+        ),
+        _made(
             ("update", optimizer, name),
             lambda: cfunc(
                 OPTIMIZERS[optimizer],
                 f"c_{optimizer}_{name}",
                 _sig(nb, "p", "p", "p", "p", "i", "i", "i", "i", "h", "f"),
+            ),
+        ),
+        _bias_act("identity", nb, name),
+        _made(
+            ("scale_colsum", name),
+            lambda: cfunc(
+                _scale_colsum_c,
+                f"c_scale_colsum_{name}",
+                _sig(nb, "p", "p", "i", "i", "f"),
+            ),
+        ),
+        _made(
+            ("sum_sq", name),
+            lambda: cfunc(
+                _sum_sq_c,
+                f"c_sum_squares_{name}",
+                _sig(nb, "p", "i", ret=types.float64),
+                _kernel=inlined(sum_squares),
+            ),
+        ),
+    ]
+    return np.array(out, dtype=np.int64)
+
+
+def forward_callbacks(activation, out_kind, dtype):
+    """Addresses (int64 array, :data:`FORWARD_FNS`) of the C-callable kernels for
+    :func:`forward`: the bias plus the hidden activation, the last layer's bias, and
+    the output activation (``out_kind`` of :data:`OUT_KINDS`; identity: 0)."""
+    nb, name = _numba_dtype(dtype)
+    out = [_bias_act(activation, nb, name), _bias_act("identity", nb, name), 0]
+    if OUT_KINDS[out_kind]:
+        template = _softmax_out_c if out_kind == "softmax" else _logistic_out_c
+        out[2] = _made(
+            ("output", out_kind, name),
+            lambda: cfunc(
+                template, f"c_{out_kind}_output_{name}", _sig(nb, "p", "i", "i")
             ),
         )
     return np.array(out, dtype=np.int64)

@@ -1,5 +1,5 @@
-"""The whole-network kernels: one compilation per dtype and target kind for any
-depth, activation, loss and optimizer; and the checks in front of them."""
+"""The whole-network kernels: one compilation for any depth, dtype, target kind,
+activation, loss and optimizer; and the checks in front of them."""
 
 import subprocess
 import sys
@@ -32,14 +32,15 @@ for hidden in [(4,), (6, 5), (3, 4, 5)]:
             est.predict_proba(X)
 reg = fn.MLPRegressor(hidden_layer_sizes=(4,), activation="logistic", max_iter=2)
 reg.fit(X, y * 1.0).predict(X)
+fn.MLPClassifier((4,), max_iter=2).fit(X.astype(np.float32), y).predict(X)
 print(len(kernels.mlp_epoch.signatures), len(kernels.mlp_forward.signatures))
 """
 
 
 def test_one_epoch_and_forward_compilation_for_every_setting():
     # in a fresh process: 18 classifier settings (3 depths x 3 activations x 2
-    # solvers) and a regressor need one epoch kernel (targets cross as bytes) and
-    # one forward kernel
+    # solvers), a regressor and float32 need one epoch kernel (targets cross as
+    # bytes, the dtype is data) and one forward kernel
     run = subprocess.run(
         [sys.executable, "-c", SETTINGS], capture_output=True, text=True, check=True
     )
@@ -48,27 +49,61 @@ def test_one_epoch_and_forward_compilation_for_every_setting():
 
 def test_c_kernels_are_called_with_the_arrays_and_scalars():
     fns = kernels.mlp_callbacks("leaky_relu", "squared_error", "sgd", np.float32)
-    x = np.array([-2.0, 0.0, 3.0], np.float32)
-    out = np.empty_like(x)
+    z = np.array([[-2.0, 0.0, 3.0]], np.float32)
+    b = np.array([0.0, -1.0, 1.0], np.float32)
+    out = np.empty_like(z)
 
     @njit
-    def run(address, x, out, alpha):
-        call_void(address, (x, out, x.shape[0], alpha))
+    def bias_act(address, z, b, out, alpha):
+        call_void(address, (z, b, out, z.shape[0], z.shape[1], alpha))
 
-    run(fns[0], x, out, 0.5)
-    np.testing.assert_array_equal(out, [-1.0, 0.0, 3.0])
+    bias_act(fns[0], z, b, out, 0.5)  # z += b, out = leaky_relu(z)
+    np.testing.assert_array_equal(z, [[-2.0, -1.0, 4.0]])
+    np.testing.assert_array_equal(out, [[-1.0, -0.5, 4.0]])
 
-    z = np.array([[1.0, 2.0]], np.float32)
+    zz = np.array([[1.0, 2.0]], np.float32)
     t = np.array([[0.0, 4.0]], np.float32)
-    grad = np.empty_like(z)
+    grad = np.empty_like(zz)
 
     @njit
     def loss(address, z, t, w, grad):
         return call_f64(address, (z, t, w, grad, 1, 2, 0))
 
     # squared error, mean over all elements: ((1 - 0)² + (2 - 4)²) / 2
-    assert loss(fns[2], z, t, np.empty(0, np.float32), grad) == pytest.approx(2.5)
+    assert loss(fns[2], zz, t, np.empty(0, np.float32), grad) == pytest.approx(2.5)
     np.testing.assert_allclose(grad, [[1.0, -2.0]])
+
+    @njit
+    def scale_colsum(address, g, db, factor):
+        call_void(address, (g, db, g.shape[0], g.shape[1], factor))
+
+    g = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
+    db = np.full(2, np.nan, np.float32)
+    scale_colsum(fns[5], g, db, 0.5)
+    np.testing.assert_array_equal(g, [[0.5, 1.0], [1.5, 2.5]])
+    np.testing.assert_array_equal(db, [2.0, 3.5])
+
+    @njit
+    def sum_sq(address, p):
+        return call_f64(address, (p, p.shape[0]))
+
+    p = np.arange(11, dtype=np.float32)
+    assert sum_sq(fns[6], p) == float((p.astype(np.float64) ** 2).sum())
+
+
+def test_the_kernels_refuse_other_dtypes():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        kernels.mlp_callbacks("relu", "squared_error", "sgd", np.float16)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        kernels.mlp_dtype_args(np.int64)
+
+
+def test_block_offsets_lay_out_each_layer_then_each_hidden_layer():
+    dims = np.array([5, 4, 3, 2])
+    assert kernels.mlp_block_offsets(dims, 10, False).tolist() == [0, 40, 70, 90]
+    assert kernels.mlp_block_offsets(dims, 10, True).tolist() == [
+        0, 40, 70, 90, 130, 160
+    ]  # fmt: skip
 
 
 def test_view_reads_and_writes_the_memory_at_an_address():
