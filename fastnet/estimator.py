@@ -605,7 +605,7 @@ class _FastnetMLP:
                 "fns": kernels.mlp_forward_callbacks(name, output, dtype),
                 "alpha": hidden.alpha if hidden is not None else 0.0,
                 "table": table,
-                "keep": keep + [one],  # the arrays the table points into
+                "keep": [*keep, one],  # the arrays the table points into
                 "table_dtype": dtype,
                 "dims": dims,
                 "hidden": int(dims[1:-1].sum()),

@@ -89,8 +89,9 @@ def gemm(a, b, out, alpha, beta, trans_a, trans_b):
 
 
 @intrinsic
-def _xxgemm_raw(typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
-                beta, c, ldc):
+def _xxgemm_raw(
+    typingctx, kind, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
+):
     """:func:`_xxgemm` on ``int64`` addresses, the dtype given by ``kind`` (the
     BLAS letter's code: ``ord('d')`` float64, ``ord('s')`` float32) and ``alpha``,
     ``beta`` the addresses of scalars of that dtype. Returns BLAS's status."""

@@ -96,11 +96,16 @@ def copy_bytes(typingctx, dst, src, nbytes):
 
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
-        to, frm, n = (context.cast(builder, a, t, types.int64) for a, t in
-                      zip(args, sig.args, strict=True))
+        to, frm, n = (
+            context.cast(builder, a, t, types.int64)
+            for a, t in zip(args, sig.args, strict=True)
+        )
         cgutils.raw_memcpy(
-            builder, builder.inttoptr(to, _VOIDP), builder.inttoptr(frm, _VOIDP),
-            n, ir.Constant(i64, 1),
+            builder,
+            builder.inttoptr(to, _VOIDP),
+            builder.inttoptr(frm, _VOIDP),
+            n,
+            ir.Constant(i64, 1),
         )
         return context.get_dummy_value()
 
