@@ -30,7 +30,7 @@ import scipy.optimize
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import gen_batches, shuffle
+from sklearn.utils import gen_batches
 
 from . import kernels
 from ._fused import fused_epoch, layer_table, network_dims
@@ -328,7 +328,7 @@ class _FastnetMLP:
             for _ in range(self.n_iter_, self.max_iter):
                 self._snapshot(good)
                 if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    sample_idx = _shuffled(sample_idx, self._random_state)
                 self._fn_sample_idx = sample_idx
                 if compiled is not None:
                     accumulated_loss = compiled(sample_idx)
@@ -402,9 +402,9 @@ class _FastnetMLP:
             np.copyto(dst, src)
 
     def _weights_finite(self):
-        return all(
-            kernels.all_finite(a.reshape(-1)) for a in [*self.coefs_, *self.intercepts_]
-        )
+        # NumPy, not kernels.all_finite: once an epoch, and a first fit then
+        # compiles (or loads) one kernel less
+        return all(np.isfinite(a).all() for a in [*self.coefs_, *self.intercepts_])
 
     def _step(self, X, target, weights, idx, buffers, params, grads):
         """One minibatch through the modules; its loss times its size."""
@@ -831,3 +831,12 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
                 "loss='poisson' needs non-negative targets; y has negative values"
             )
         return X, y
+
+
+def _shuffled(idx, random_state):
+    """``sklearn.utils.shuffle(idx, random_state=random_state)``: the same draws
+    and the same result, without its validation of arguments (on digits' 1,347
+    rows 16 us a call instead of 107 us; a whole digits epoch takes 2.1 ms)."""
+    order = np.arange(idx.shape[0])
+    random_state.shuffle(order)
+    return idx[order]

@@ -268,7 +268,8 @@ def _bias_backward(dy, saved, alpha, dz, db):
             dz[i, j] = dy[i, j] * _df(saved[i, j], alpha)
     # The column sum runs serially, in row order (a reduction across rows), so the
     # serial and parallel twins give bit-identical db.
-    db[:] = 0.0
+    for j in range(db.shape[0]):  # a loop: a slice assignment compiles Numba's
+        db[j] = 0.0  # broadcasting (0.1 s of every C kernel that wraps this)
     for i in range(dz.shape[0]):
         for j in range(dz.shape[1]):
             db[j] += dz[i, j]

@@ -81,7 +81,8 @@ def linear_backward_tangent(dy, x, w, ddy, tx, tw, dx, ddx, hw, hb):
 @jit_inline
 def column_sum(a, out):
     """``out[j] = sum_i a[i, j]``, accumulated in row order."""
-    out[:] = 0.0
+    for j in range(out.shape[0]):  # a loop, not out[:] = 0 (see bias_backward)
+        out[j] = 0.0
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             out[j] += a[i, j]

@@ -43,9 +43,7 @@ _W, _B, _GW, _GB, _S1W, _S2W, _S1B, _S2B = range(8)
 #: output of the forward kernel: 0 identity, 1 softmax, 2 logistic
 OUT_KINDS = {"identity": 0, "softmax": 1, "logistic": 2}
 #: the epoch's C kernels, in the order of :func:`callbacks`' array
-EPOCH_FNS = (
-    "bias_act", "act_backward", "loss", "update", "bias", "scale_colsum", "sum_sq"
-)  # fmt: skip
+EPOCH_FNS = ("bias_act", "act_backward", "loss", "update", "sum_sq")
 #: the forward's C kernels, in the order of :func:`forward_callbacks`' array
 FORWARD_FNS = ("bias_act", "bias", "output")
 
@@ -107,9 +105,9 @@ def epoch(
     dtype's BLAS letter code; ``item``: its size in bytes.
 
     Per batch: gather rows; ``z_l = h_{l-1} W_l``, then ``z_l += b_l``,
-    ``h_l = f(z_l)`` in one pass; the fused loss of the last ``z`` (times
-    ``loss_scale``, its gradient times ``grad_scale``, in the pass that sums the
-    last bias's gradient); backward through every layer, each activation's backward
+    ``h_l = f(z_l)`` in one pass; the last layer's bias, the fused loss (times
+    ``loss_scale``), its gradient times ``grad_scale`` and the last bias's gradient
+    in one C kernel; backward through every layer, each activation's backward
     in the pass that sums its layer's bias gradient; one optimizer update per array
     with L2 ``l2 / batch rows`` on the weights only (``l2`` = 0: none). Writes each
     batch's loss to ``losses`` (loss plus the L2 term ``l2/2 ||W||² / rows``);
@@ -132,7 +130,7 @@ def epoch(
     t = t0
     k = 0
     for lo in range(0, n, batch):
-        m = min(batch, n - lo)
+        m = batch if n - lo > batch else n - lo
         for i in range(m):
             r = order[lo + i]
             copy_bytes(xb + i * x_row, X + r * x_row, x_row)
@@ -145,16 +143,16 @@ def epoch(
             gemm_at(kind, h, table[layer, _W], z, m, d, dims[layer], one, zero,
                     False, False)  # fmt: skip
             if layer < L - 1:
-                a = _activation_at(zs, zo, L, layer, saves_x, item)
+                # the activation: a block of its own when the backward reads the
+                # input, else the pre-activation's block, overwritten
+                a = zs + (zo[L + layer] if saves_x else zo[layer]) * item
                 call_void(fns[0], (ptr(z), ptr(table[layer, _B]), ptr(a), m, d, alpha))
                 h = a
-            else:
-                call_void(fns[4], (ptr(z), ptr(table[layer, _B]), ptr(z), m, d, 0.0))
         last = zs + zo[L - 1] * item
         grad = ds + do[L - 1] * item
-        loss = call_f64(fns[2], (ptr(last), ptr(tb), ptr(0), ptr(grad), m, k_out, 0))
-        loss *= loss_scale
-        call_void(fns[5], (ptr(grad), ptr(table[L - 1, _GB]), m, k_out, grad_scale))
+        b, db = table[L - 1, _B], table[L - 1, _GB]
+        args = (ptr(last), ptr(b), ptr(tb), ptr(grad), ptr(db), m, k_out, grad_scale)
+        loss = call_f64(fns[2], args) * loss_scale
         # backward
         for layer in range(L - 1, -1, -1):
             d_in = dims[layer]
@@ -162,7 +160,7 @@ def epoch(
             dy = ds + do[layer] * item
             h_in = xb
             if layer > 0:
-                h_in = _activation_at(zs, zo, L, layer - 1, saves_x, item)
+                h_in = zs + (zo[L + layer - 1] if saves_x else zo[layer - 1]) * item
                 dx = ds + do[layer - 1] * item
                 gemm_at(kind, dy, table[layer, _W], dx, m, d_in, d, one, zero,
                         False, True)  # fmt: skip
@@ -170,53 +168,31 @@ def epoch(
                     True, False)  # fmt: skip
             if layer > 0:
                 saved = zs + zo[layer - 1] * item if saves_x else h_in
-                args = (ptr(dx), ptr(saved), ptr(dx), ptr(table[layer - 1, _GB]))
-                call_void(fns[1], (*args, m, d_in, alpha))
+                db = table[layer - 1, _GB]
+                args = (ptr(dx), ptr(saved), ptr(dx), ptr(db), m, d_in, alpha)
+                call_void(fns[1], args)
         # L2 on the weights, then the updates
         if l2 > 0.0:
             sq = 0.0
             for layer in range(L):
                 size = dims[layer] * dims[layer + 1]
-                sq += call_f64(fns[6], (ptr(table[layer, _W]), size))
+                sq += call_f64(fns[4], (ptr(table[layer, _W]), size))
             loss += 0.5 * l2 * sq / m
         t += 1
-        decay = l2 / m
         for layer in range(L):
-            size = dims[layer] * dims[layer + 1]
-            _update(fns[3], table[layer], _W, size, n_slots, t, hp, decay)
-            _update(fns[3], table[layer], _B, dims[layer + 1], n_slots, t, hp, 0.0)
+            row = table[layer]
+            for col in range(2):  # the weights (_W), then the bias (_B)
+                size = dims[layer + 1] * (dims[layer] if col == _W else 1)
+                n1 = size if n_slots > 0 else 0
+                n2 = size if n_slots > 1 else 0
+                slot = _S1W + 2 * col  # their gradient is at col + 2
+                decay = l2 / m if col == _W else 0.0  # L2 on the weights only
+                p, g, s1, s2 = row[col], row[col + 2], row[slot], row[slot + 1]
+                args = (ptr(p), ptr(g), ptr(s1), ptr(s2), n1, n2, size, t, hp, decay)
+                call_void(fns[3], args)
         losses[k] = loss
         k += 1
     return t
-
-
-@jit_inline
-def _activation_at(zs, zo, L, layer, saves_x, item):
-    """The address of hidden layer ``layer``'s activation: a block of its own when
-    the backward reads the input, else the pre-activation's block (overwritten)."""
-    return zs + (zo[L + layer] if saves_x else zo[layer]) * item
-
-
-@jit_inline
-def _update(fn, row, col, size, n_slots, t, hp, l2):
-    """The optimizer's update (C kernel ``fn``) of the array in column ``col`` of a
-    layer's table ``row`` (weights or bias), its gradient and slots beside it."""
-    grad, slot = (_GW, _S1W) if col == _W else (_GB, _S1B)
-    n1 = size if n_slots > 0 else 0
-    n2 = size if n_slots > 1 else 0
-    args = (
-        ptr(row[col]),
-        ptr(row[grad]),
-        ptr(row[slot]),
-        ptr(row[slot + 1]),
-        n1,
-        n2,
-        size,
-        t,
-        hp,
-        l2,
-    )
-    call_void(fn, args)
 
 
 @jit
@@ -266,20 +242,6 @@ def _act_backward_c(dy, saved, dz, db, m, d, alpha):
             carray(db, (d,)))  # fmt: skip
 
 
-def _scale_colsum_c(g, db, m, d, factor):
-    """``g *= factor`` unless ``factor`` is 1, then ``db = g.sum(0)`` in row order
-    (``Linear``'s ``column_sum``), in one pass."""
-    grad = carray(g, (m, d))
-    out = carray(db, (d,))
-    f = grad.dtype.type(factor)
-    out[:] = 0.0
-    for i in range(m):
-        for j in range(d):
-            if factor != 1.0:
-                grad[i, j] *= f
-            out[j] += grad[i, j]
-
-
 def _sum_sq_c(p, n):
     return _kernel(carray(p, (n,)))
 
@@ -296,16 +258,45 @@ def _logistic_out_c(z, m, k):
     _logistic_serial(flat, 0.0, flat)
 
 
-def _loss_labels_c(z, t, w, grad, m, k, nw):
-    return _kernel(
-        carray(z, (m, k)), carray(t, (m,)), carray(w, (nw,)), carray(grad, (m, k))
-    )
+def _loss_labels_c(z, b, t, grad, db, m, k, factor):
+    """The last layer's ``z += b``; the loss of ``z`` against the labels ``t``, its
+    gradient into ``grad``; then ``grad *= factor`` and ``db = grad.sum(0)``."""
+    logits, g = carray(z, (m, k)), carray(grad, (m, k))
+    _add_bias(logits, carray(b, (k,)))
+    loss = _kernel(logits, carray(t, (m,)), carray(z, (0,)), g)
+    _scale_colsum(g, carray(db, (k,)), factor)
+    return loss
 
 
-def _loss_dense_c(z, t, w, grad, m, k, nw):
-    return _kernel(
-        carray(z, (m, k)), carray(t, (m, k)), carray(w, (nw,)), carray(grad, (m, k))
-    )
+def _loss_dense_c(z, b, t, grad, db, m, k, factor):
+    """:func:`_loss_labels_c` with targets ``t`` of the shape of ``z``."""
+    logits, g = carray(z, (m, k)), carray(grad, (m, k))
+    _add_bias(logits, carray(b, (k,)))
+    loss = _kernel(logits, carray(t, (m, k)), carray(z, (0,)), g)
+    _scale_colsum(g, carray(db, (k,)), factor)
+    return loss
+
+
+@jit_inline
+def _add_bias(z, b):
+    """``z += b`` (``Linear``'s forward after its product)."""
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            z[i, j] += b[j]
+
+
+@jit_inline
+def _scale_colsum(g, db, factor):
+    """``g *= factor`` unless ``factor`` is 1, then ``db = g.sum(0)`` in row order
+    (``Linear``'s ``column_sum``), in one pass."""
+    f = g.dtype.type(factor)
+    for j in range(db.shape[0]):  # a loop: a slice assignment compiles broadcasting
+        db[j] = 0.0
+    for i in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            if factor != 1.0:
+                g[i, j] *= f
+            db[j] += g[i, j]
 
 
 def _adam_c(p, g, s1, s2, n1, n2, n, t, hp, l2):
@@ -415,9 +406,9 @@ def dtype_args(dtype):
 def callbacks(activation, loss, optimizer, dtype):
     """Addresses (int64 array, :data:`EPOCH_FNS`) of this setting's C-callable
     kernels for :func:`epoch`: the bias plus the hidden activation, the activation's
-    backward plus the bias gradient, the loss, the optimizer's update, the last
-    layer's bias, the last gradient's scale plus its bias gradient, and the sum of
-    squares. Each is compiled (or loaded from the cache) on first use in a
+    backward plus the bias gradient, the loss (with the last layer's bias before it,
+    and its gradient's scale and bias gradient after), the optimizer's update, and
+    the sum of squares. Each is compiled (or loaded from the cache) on first use in a
     process."""
     nb, name = _numba_dtype(dtype)
     act = ACTIVATIONS[activation]
@@ -439,7 +430,7 @@ def callbacks(activation, loss, optimizer, dtype):
             lambda: cfunc(
                 template,
                 f"c_{loss}_{name}",
-                _sig(nb, "p", target, "p", "p", "i", "i", "i", ret=types.float64),
+                _sig(nb, "p", "p", target, "p", "p", "i", "i", "f", ret=types.float64),
                 _kernel=inlined(kernel),
             ),
         ),
@@ -449,15 +440,6 @@ def callbacks(activation, loss, optimizer, dtype):
                 OPTIMIZERS[optimizer],
                 f"c_{optimizer}_{name}",
                 _sig(nb, "p", "p", "p", "p", "i", "i", "i", "i", "h", "f"),
-            ),
-        ),
-        _bias_act("identity", nb, name),
-        _made(
-            ("scale_colsum", name),
-            lambda: cfunc(
-                _scale_colsum_c,
-                f"c_scale_colsum_{name}",
-                _sig(nb, "p", "p", "i", "i", "f"),
             ),
         ),
         _made(

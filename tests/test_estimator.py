@@ -12,10 +12,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import shuffle
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastnet as fn
-from fastnet.estimator import HIDDEN_ACTIVATIONS
+from fastnet.estimator import HIDDEN_ACTIVATIONS, _shuffled
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -478,3 +479,13 @@ def test_compiled_forward_equals_the_module_path(cls, target, kw):
     # (BLAS blocks a 5,391-row product differently from a 9-row one: last-ulp
     # differences are BLAS's)
     np.testing.assert_allclose(est.predict(big)[:9], est.predict(rows), rtol=1e-13)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1347])
+def test_epoch_shuffles_draw_as_scikit_learn_does(n):
+    ours, theirs = np.random.RandomState(3), np.random.RandomState(3)
+    a = b = np.arange(n, dtype=np.int64)[::-1].copy()
+    for _ in range(4):  # each epoch shuffles the previous order again
+        a, b = _shuffled(a, ours), shuffle(b, random_state=theirs)
+        np.testing.assert_array_equal(a, b)
+    assert ours.randint(1 << 30) == theirs.randint(1 << 30)  # the streams agree

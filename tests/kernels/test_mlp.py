@@ -61,34 +61,32 @@ def test_c_kernels_are_called_with_the_arrays_and_scalars():
     np.testing.assert_array_equal(z, [[-2.0, -1.0, 4.0]])
     np.testing.assert_array_equal(out, [[-1.0, -0.5, 4.0]])
 
-    zz = np.array([[1.0, 2.0]], np.float32)
-    t = np.array([[0.0, 4.0]], np.float32)
+    zz = np.array([[1.0, 2.0], [0.0, 1.0]], np.float32)
+    bias = np.array([0.5, -1.0], np.float32)
+    t = np.array([[0.5, 4.0], [0.0, 1.0]], np.float32)
     grad = np.empty_like(zz)
-
-    @njit
-    def loss(address, z, t, w, grad):
-        return call_f64(address, (z, t, w, grad, 1, 2, 0))
-
-    # squared error, mean over all elements: ((1 - 0)² + (2 - 4)²) / 2
-    assert loss(fns[2], zz, t, np.empty(0, np.float32), grad) == pytest.approx(2.5)
-    np.testing.assert_allclose(grad, [[1.0, -2.0]])
-
-    @njit
-    def scale_colsum(address, g, db, factor):
-        call_void(address, (g, db, g.shape[0], g.shape[1], factor))
-
-    g = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
     db = np.full(2, np.nan, np.float32)
-    scale_colsum(fns[5], g, db, 0.5)
-    np.testing.assert_array_equal(g, [[0.5, 1.0], [1.5, 2.5]])
-    np.testing.assert_array_equal(db, [2.0, 3.5])
+
+    @njit
+    def loss(address, z, b, t, grad, db, factor):
+        return call_f64(address, (z, b, t, grad, db, 2, 2, factor))
+
+    # z += b, then squared error, mean over all elements:
+    # ((1.5 - 0.5)² + (1 - 4)² + (0.5 - 0)² + (0 - 1)²) / 4 = 11.25 / 4; gradient
+    # (z - t) / 2 per sample row mean, times 2 (the factor); db its column sums
+    value = loss(fns[2], zz, bias, t, grad, db, 2.0)
+    assert value == pytest.approx(11.25 / 4)
+    np.testing.assert_array_equal(zz, [[1.5, 1.0], [0.5, 0.0]])
+    expected = 2.0 * (zz - t) / 2
+    np.testing.assert_allclose(grad, expected)
+    np.testing.assert_allclose(db, expected.sum(0))
 
     @njit
     def sum_sq(address, p):
         return call_f64(address, (p, p.shape[0]))
 
     p = np.arange(11, dtype=np.float32)
-    assert sum_sq(fns[6], p) == float((p.astype(np.float64) ** 2).sum())
+    assert sum_sq(fns[4], p) == float((p.astype(np.float64) ** 2).sum())
 
 
 def test_the_kernels_refuse_other_dtypes():
