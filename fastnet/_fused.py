@@ -108,6 +108,11 @@ def fused_epoch(
         eps_placement or getattr(optimizer, "eps_placement", "torch")
     ) == "sklearn"
     keep += [X, target, zs, ds, xb, tb, one]
+    # the kernel's arguments that never change, looked up once (a .ctypes.data is
+    # 0.8 us)
+    X_at, T_at, zs_at, ds_at = (a.ctypes.data for a in (X, target, zs, ds))
+    addresses = (X_at, T_at, t_row, zs_at, ds_at, xb.ctypes.data, tb.ctypes.data)
+    addresses += (one.ctypes.data,)
 
     def epoch(order):
         # the kernel gathers rows by these indices without bounds checks
@@ -124,19 +129,16 @@ def fused_epoch(
             o = optimizer
             hp = np.array([o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0])
         optimizer.t = kernels.mlp_epoch(
-            X.ctypes.data,
-            target.ctypes.data,
-            t_row,
+            *addresses[:3],
             order,
             batch,
             table,
             dims,
-            zs.ctypes.data,
+            addresses[3],
             zo,
-            ds.ctypes.data,
+            addresses[4],
             do,
-            xb.ctypes.data,
-            tb.ctypes.data,
+            *addresses[5:7],
             hp,
             optimizer.t,
             alpha,
@@ -148,7 +150,7 @@ def fused_epoch(
             saves_x,
             kind_code,
             item,
-            one.ctypes.data,
+            addresses[7],
         )
         total = 0.0  # summed as the module path sums, batch by batch
         for value, m in zip(losses, sizes, strict=True):

@@ -626,12 +626,11 @@ class _FastnetMLP:
         out = np.empty((n, compiled["dims"][-1]), X.dtype)
         if n:
             kernels.mlp_forward(
-                X.ctypes.data,
-                n,
+                X.view(np.uint8),
                 compiled["table"],
                 compiled["dims"],
-                work.ctypes.data,
-                out.ctypes.data,
+                work.view(np.uint8),
+                out.view(np.uint8),
                 compiled["fns"],
                 compiled["alpha"],
                 *compiled["dtype"],

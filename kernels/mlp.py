@@ -196,21 +196,25 @@ def epoch(
 
 
 @jit
-def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one):
+def forward(x, table, dims, work, out, fns, alpha, kind, item, one):
     """``z_l = h_{l-1} W_l + b_l``, ``h_l = f(z_l)`` (in place) for the layers of
-    ``table`` (columns W and b of :data:`LAYER_COLUMNS`) on the ``n`` rows at
-    address ``x``, the hidden layers' rows in the workspace at ``work``, the last
-    layer's into ``out``, which then goes through the output kernel (0: none).
+    ``table`` (columns W and b of :data:`LAYER_COLUMNS`) on the rows of ``x``, the
+    hidden layers' rows in the workspace ``work``, the last layer's into ``out``,
+    which then goes through the output kernel (0: none). ``x``, ``work`` and ``out``
+    are C-contiguous ``uint8`` views of arrays of the dtype (``x.view(np.uint8)``:
+    one compilation for every dtype, and cheaper to pass than addresses).
     ``fns``: :data:`FORWARD_FNS` (:func:`forward_callbacks`); ``kind``, ``item``,
     ``one``: the dtype, as for :func:`epoch`."""
+    n = x.shape[0]
     L = table.shape[0]
     zero = one + item
-    h = x
-    start = work
+    # int64, as the table's addresses (uint64 and int64 would unify as float64)
+    h = np.int64(x.ctypes.data)
+    start = np.int64(work.ctypes.data)
     for layer in range(L):
         d = dims[layer + 1]
         b = ptr(table[layer, _B])
-        z = out if layer == L - 1 else start
+        z = np.int64(out.ctypes.data) if layer == L - 1 else start
         gemm_at(kind, h, table[layer, _W], z, n, d, dims[layer], one, zero,
                 False, False)  # fmt: skip
         if layer < L - 1:
@@ -220,7 +224,7 @@ def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one):
         else:
             call_void(fns[1], (ptr(z), b, ptr(z), n, d, 0.0))
     if fns[2] != 0:
-        call_void(fns[2], (ptr(out), n, dims[L]))
+        call_void(fns[2], (out, n, dims[L]))
 
 
 # -- the C-callable kernels -------------------------------------------------------
