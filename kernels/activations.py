@@ -22,6 +22,14 @@ compiled serially and with a ``parallel=True`` twin (``_config.jit_twins``):
   ``dx = dy * df(saved)`` and ``ddx = ddy * df(saved) + dy * d2f(saved) * tx``, where
   ``ddy`` is the tangent of ``dy`` and ``tx`` the tangent of the input ``x``.
 
+Speed (serial kernels, this 2-core Xeon, elements per ns, float32 / float64; the
+bias kernels on 128 x 256, ``forward`` on 2^20 elements; ``python
+bench/elementwise.py``): ReLU ``bias_forward`` 4.6-6.1 / 2.6-3.2,
+``bias_backward`` 2.2-2.4 / 1.8-1.9 (1.1 in float32 while its 0 and 1 were float64
+literals, which widened the loop), ``forward`` 3.6 / 1.8 (memory-bound); identity
+alike. tanh, the logistic function and GELU call libm per element (no vector math
+library here): ``forward`` 0.06-0.35 elements per ns.
+
 All backward kernels take ``(dy, saved, alpha, out...)`` in that order; the tangent
 of a backward inserts the tangents ``(ddy, tx)`` after ``(dy, saved)``. The tangent
 of the forward needs no kernel of its own: it is ``backward(tx, saved, alpha, ty)``,
@@ -31,6 +39,7 @@ of the forward needs no kernel of its own: it is ``backward(tx, saved, alpha, ty
 import math
 from typing import NamedTuple
 
+import numpy as np
 from numba import prange
 
 from ._config import jit_inline, jit_twins
@@ -39,6 +48,11 @@ _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_C = 0.044715
+# 0 and 1 as float32 constants: a select between one of them and a float32 value
+# stays float32, where a float64 literal widens the loop to float64 (half the
+# vector width, and two conversions an element); beside float64 they widen exactly
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
 
 
 @jit_inline
@@ -50,19 +64,19 @@ def _identity(x, alpha):
 @jit_inline
 def _identity_grad(saved, alpha):
     """:math:`f'(x) = 1`; ``saved`` is unused."""
-    return 1.0
+    return _ONE
 
 
 @jit_inline
 def _identity_grad2(saved, alpha):
     """:math:`f''(x) = 0`."""
-    return 0.0
+    return _ZERO
 
 
 @jit_inline
 def _relu(x, alpha):
     r""":math:`f(x) = \max(x, 0)`; NaN stays NaN."""
-    return 0.0 if x <= 0.0 else x
+    return _ZERO if x <= _ZERO else x
 
 
 @jit_inline
@@ -71,7 +85,7 @@ def _relu_grad(y, alpha):
 
     Saved: the output ``y`` (``y > 0`` exactly when ``x > 0``).
     """
-    return 1.0 if y > 0.0 else 0.0
+    return _ONE if y > _ZERO else _ZERO
 
 
 @jit_inline
@@ -79,7 +93,7 @@ def _relu_grad2(y, alpha):
     r""":math:`f''(x) = 0` for :math:`x \neq 0`; at the kink, where the second
     derivative does not exist, 0 as well (so the Hessian of a ReLU network is that of
     its piecewise-linear pieces, as PyTorch's and JAX's autodiff give it)."""
-    return 0.0
+    return _ZERO
 
 
 @jit_inline
