@@ -729,6 +729,9 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         self.dropout = dropout
 
     def _validate_input(self, X, y, incremental, reset):
+        fast = self._partial_fit_input(X, y, incremental, reset)
+        if fast is not None:
+            return fast
         labels = np.asarray(y) if not hasattr(y, "toarray") else None
         if labels is not None and labels.dtype == object:
             kinds = {isinstance(v, str) for v in labels.ravel()}
@@ -737,6 +740,44 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
                     "y mixes string and number labels; use one type for all classes"
                 )
         return super()._validate_input(X, y, incremental, reset)
+
+    def _partial_fit_input(self, X, y, incremental, reset):
+        """scikit-learn's checks of a later ``partial_fit`` call, in a fraction of
+        their time, for the common case: float arrays of the fitted width and dtype
+        kind, finite, with 1-D labels that are all among ``classes_``. Returns
+        ``(X, y)`` as scikit-learn's ``_validate_input`` would (``y`` its label
+        binarizer's rows, as bool), or None for anything else, which then takes
+        scikit-learn's path and its errors and warnings. (64-32-10 on 1,797 rows: the
+        full checks took 1.1 of partial_fit's 2.1 ms.)"""
+        if not (
+            incremental
+            and not reset
+            and not self.warm_start
+            and hasattr(self, "classes_")
+            and not hasattr(self, "feature_names_in_")
+            and type(X) is np.ndarray
+            and type(y) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in (np.float32, np.float64)
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and y.shape == (X.shape[0],)
+            and y.dtype.kind in "iu"
+            and self.classes_.dtype.kind in "iu"
+        ):
+            return None
+        classes = self.classes_  # sorted, distinct (LabelBinarizer's)
+        codes = np.minimum(np.searchsorted(classes, y), classes.shape[0] - 1)
+        X = np.ascontiguousarray(X)
+        if not (
+            np.array_equal(classes[codes], y) and kernels.all_finite(X.reshape(-1))
+        ):
+            return None  # scikit-learn's path says what is wrong
+        if classes.shape[0] == 2:  # LabelBinarizer: one column, the positive class
+            return X, codes.astype(bool).reshape(-1, 1)
+        onehot = np.zeros((y.shape[0], classes.shape[0]), bool)
+        onehot[np.arange(y.shape[0]), codes] = True
+        return X, onehot
 
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the

@@ -8,7 +8,7 @@ import pytest
 from sklearn import datasets
 from sklearn import neural_network as sk
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -489,3 +489,55 @@ def test_epoch_shuffles_draw_as_scikit_learn_does(n):
         a, b = _shuffled(a, ours), shuffle(b, random_state=theirs)
         np.testing.assert_array_equal(a, b)
     assert ours.randint(1 << 30) == theirs.randint(1 << 30)  # the streams agree
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_partial_fit_quick_checks_return_what_scikit_learns_return(n_classes, dtype):
+    X, y = _digits()
+    X = np.asfortranarray(X.astype(dtype))  # not C-contiguous either
+    y = (y % n_classes).astype(np.int32)
+    clf = fn.MLPClassifier((8,), random_state=0)
+    clf.partial_fit(X[:50], y[:50], classes=np.arange(n_classes))
+    quick = clf._partial_fit_input(X, y, True, False)
+    assert quick is not None
+    Xs, ys = sk.MLPClassifier._validate_input(clf, X, y, True, False)
+    np.testing.assert_array_equal(quick[0], Xs)
+    assert quick[0].dtype == Xs.dtype and quick[0].flags.c_contiguous
+    np.testing.assert_array_equal(quick[1], ys)
+    assert quick[1].dtype == ys.dtype and quick[1].shape == ys.shape
+
+
+def test_partial_fit_trains_alike_with_and_without_the_quick_checks(monkeypatch):
+    X, y = _digits()
+    kw = {"hidden_layer_sizes": (16,), "random_state": 0, "batch_size": 50}
+    quick = fn.MLPClassifier(**kw)
+    quick.partial_fit(X[:100], y[:100], classes=np.arange(10))
+    for _ in range(3):
+        quick.partial_fit(X, y)
+    monkeypatch.setattr(fn.MLPClassifier, "_partial_fit_input", lambda *a: None)
+    full = fn.MLPClassifier(**kw)
+    full.partial_fit(X[:100], y[:100], classes=np.arange(10))
+    for _ in range(3):
+        full.partial_fit(X, y)
+    ours, theirs = quick.coefs_ + quick.intercepts_, full.coefs_ + full.intercepts_
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert quick.loss_curve_ == full.loss_curve_
+
+
+def test_partial_fit_quick_checks_leave_errors_to_scikit_learn():
+    X, y = _digits()
+    clf = fn.MLPClassifier((8,), random_state=0)
+    clf.partial_fit(X[:50], y[:50] % 3, classes=np.arange(3))
+    with pytest.raises(ValueError, match="classes not in"):
+        clf.partial_fit(X, y)  # labels 3..9 are new
+    bad = X.copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.partial_fit(bad, y % 3)
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(X[:, :10], y % 3)
+    with pytest.warns(DataConversionWarning):
+        clf.partial_fit(X, (y % 3).reshape(-1, 1))  # a column: scikit-learn warns
+    assert clf._partial_fit_input(X, (y % 3).astype(float), True, False) is None
