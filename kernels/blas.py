@@ -24,6 +24,23 @@ _CHAR = ir.IntType(8)
 _VOIDP = cgutils.voidptr_t
 
 
+def _numba_xxgemm(context, builder):
+    """The declaration, in the module being built, of Numba's C entry point to
+    SciPy's ``?gemm``: ``(kind, transa, transb, m, n, k, alpha, a, lda, b, ldb,
+    beta, c, ldc)``, scalars by pointer, returning BLAS's status."""
+    intp = context.get_value_type(types.intp)
+    params = [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOIDP, _VOIDP, intp]
+    params += [_VOIDP, intp, _VOIDP, _VOIDP, intp]
+    fnty = ir.FunctionType(ir.IntType(32), params)
+    return cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+
+
+def _trans(builder, on):
+    """BLAS's transpose flag: ``'t'`` where the boolean ``on`` holds, else ``'n'``."""
+    t, n = ir.Constant(_CHAR, ord("t")), ir.Constant(_CHAR, ord("n"))
+    return builder.select(on, t, n)
+
+
 @intrinsic
 def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     """Column-major ``C (m, n) = alpha op(A) op(B) + beta C`` (Fortran BLAS
@@ -34,19 +51,12 @@ def _xxgemm(typingctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c
     kind = ord(get_blas_kind(dtype))
 
     def codegen(context, builder, sig, args):
-        intp = context.get_value_type(types.intp)
-        # kind, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
-        params = [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOIDP, _VOIDP, intp]
-        params += [_VOIDP, intp, _VOIDP, _VOIDP, intp]
-        fnty = ir.FunctionType(ir.IntType(32), params)
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        fn = _numba_xxgemm(context, builder)
         tys = sig.args
 
         def flag(i):
             on = context.cast(builder, args[i], tys[i], types.boolean)
-            return builder.select(
-                on, ir.Constant(_CHAR, ord("t")), ir.Constant(_CHAR, ord("n"))
-            )
+            return _trans(builder, on)
 
         def size(i):
             return context.cast(builder, args[i], tys[i], types.intp)
@@ -103,19 +113,14 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
     ensure_blas()
 
     def codegen(context, builder, sig, args):
-        intp = context.get_value_type(types.intp)
-        params = [_CHAR, _CHAR, _CHAR, intp, intp, intp, _VOIDP, _VOIDP, intp]
-        params += [_VOIDP, intp, _VOIDP, _VOIDP, intp]
-        fnty = ir.FunctionType(ir.IntType(32), params)
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        fn = _numba_xxgemm(context, builder)
         tys = sig.args
 
         def on(i):
             return context.cast(builder, args[i], tys[i], types.boolean)
 
         def flag(i):
-            t, n_ = ir.Constant(_CHAR, ord("t")), ir.Constant(_CHAR, ord("n"))
-            return builder.select(on(i), t, n_)
+            return _trans(builder, on(i))
 
         def size(i):
             return context.cast(builder, args[i], tys[i], types.intp)
