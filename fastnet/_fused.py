@@ -108,11 +108,11 @@ def fused_epoch(
         eps_placement or getattr(optimizer, "eps_placement", "torch")
     ) == "sklearn"
     keep += [X, target, zs, ds, xb, tb, one]
-    # the kernel's arguments that never change, looked up once (a .ctypes.data is
+    # the kernel's arrays cross as addresses, looked up once (a .ctypes.data is
     # 0.8 us)
-    X_at, T_at, zs_at, ds_at = (a.ctypes.data for a in (X, target, zs, ds))
-    addresses = (X_at, T_at, t_row, zs_at, ds_at, xb.ctypes.data, tb.ctypes.data)
-    addresses += (one.ctypes.data,)
+    X_at, T_at, zs_at, ds_at, xb_at, tb_at, one_at = (
+        a.ctypes.data for a in (X, target, zs, ds, xb, tb, one)
+    )
 
     def epoch(order):
         # the kernel gathers rows by these indices without bounds checks
@@ -129,16 +129,19 @@ def fused_epoch(
             o = optimizer
             hp = np.array([o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0])
         optimizer.t = kernels.mlp_epoch(
-            *addresses[:3],
+            X_at,
+            T_at,
+            t_row,
             order,
             batch,
             table,
             dims,
-            addresses[3],
+            zs_at,
             zo,
-            addresses[4],
+            ds_at,
             do,
-            *addresses[5:7],
+            xb_at,
+            tb_at,
             hp,
             optimizer.t,
             alpha,
@@ -150,7 +153,7 @@ def fused_epoch(
             saves_x,
             kind_code,
             item,
-            addresses[7],
+            one_at,
         )
         total = 0.0  # summed as the module path sums, batch by batch
         for value, m in zip(losses, sizes, strict=True):

@@ -117,20 +117,16 @@ def inlined(kernel):
     default fit 0.5 s faster; each cache file also costs a warm process its load).
     """
     py_func = kernel.py_func
-    namespace = dict(py_func.__globals__)
+    calls = {}  # the kernels it calls, as inlined copies in turn
     for name in py_func.__code__.co_names:
-        value = namespace.get(name)
+        value = py_func.__globals__.get(name)
         if (
             isinstance(value, Dispatcher)
             and value.targetoptions.get("inline", "never") == "never"
             and value.py_func.__module__.startswith(__package__)
         ):
-            namespace[name] = inlined(value)
-    clone = types.FunctionType(
-        py_func.__code__, namespace, py_func.__name__, py_func.__defaults__
-    )
-    clone.__qualname__ = py_func.__qualname__
-    clone.__module__ = py_func.__module__
+            calls[name] = inlined(value)
+    clone = _clone(py_func, py_func.__name__, calls)
     options = {**OPTIONS, "fastmath": set(FASTMATH), "cache": False}
     return njit(inline="always", **options)(clone)
 
