@@ -89,6 +89,29 @@ def test_the_installed_command_runs_without_warnings(tmp_path):
     assert "Warning" not in out.stderr, out.stderr
 
 
+def test_the_program_exits_with_mains_code_and_a_frozen_collector(tmp_path):
+    import tomllib
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert scripts == {"fastnet": "fastnet.cli:command"}
+    # command() runs main on sys.argv and returns its code, after gc.freeze: the
+    # process ends next, and the exit's collections would walk every object
+    code = (
+        "import gc, sys; from fastnet import cli; "
+        "sys.argv = ['fastnet', 'predict', sys.argv[1], sys.argv[1]]; "
+        "rc = cli.command(); print(rc, gc.get_freeze_count() > 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "missing.npz")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.split() == ["2", "True"], out.stderr
+    assert len(out.stderr.splitlines()) == 1 and "missing.npz" in out.stderr
+
+
 def test_help_and_version_start_at_once():
     from fastnet.estimator import HIDDEN_ACTIVATIONS
 
