@@ -24,11 +24,20 @@ compiled serially and with a ``parallel=True`` twin (``_config.jit_twins``):
 
 Speed (serial kernels, this 2-core Xeon, elements per ns, float32 / float64; the
 bias kernels on 128 x 256, ``forward`` on 2^20 elements; ``python
-bench/elementwise.py``): ReLU ``bias_forward`` 4.6-6.1 / 2.6-3.2,
-``bias_backward`` 2.2-2.4 / 1.8-1.9 (1.1 in float32 while its 0 and 1 were float64
-literals, which widened the loop), ``forward`` 3.6 / 1.8 (memory-bound); identity
-alike. tanh, the logistic function and GELU call libm per element (no vector math
-library here): ``forward`` 0.06-0.35 elements per ns.
+bench/elementwise.py``, 2 runs):
+
+* ReLU, LeakyReLU, identity: ``bias_forward`` 4.8-5.8 / 2.2-2.6, ``bias_backward``
+  4.0-5.5 / 2.4-3.0, ``forward`` 3.6 / 1.8 (memory-bound). (ReLU's float32
+  ``bias_backward`` ran at 1.1 while its 0 and 1 were float64 literals, which widened
+  the loop; the 2.2-2.4 written here before came from a bench that fed the kernel's
+  output back as its input until it was subnormal.)
+* tanh, logistic: in float32 a vectorised exponential evaluated in float64
+  (:mod:`fastnet.kernels.vmath`): ``bias_forward`` 1.2-1.5, ``forward`` 1.2-1.4
+  (libm: 0.07 and 0.33). ``bias_backward``: logistic 5.2 / 2.7 (0.9 in float32 with
+  a float64 ``1.0``), tanh 4.0 / 2.6 (float64 arithmetic on purpose:
+  :func:`_tanh_grad`). In
+  float64, libm per element: ``forward`` 0.06 and 0.2.
+* GELU calls libm's ``erfc`` and ``exp`` per element in both dtypes: 0.1-0.2.
 
 All backward kernels take ``(dy, saved, alpha, out...)`` in that order; the tangent
 of a backward inserts the tangents ``(ddy, tx)`` after ``(dy, saved)``. The tangent
@@ -42,6 +51,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
+from . import vmath
 from ._config import jit_inline, jit_twins
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -201,13 +211,19 @@ def _gelu_tanh_grad2(x, alpha):
 
 @jit_inline
 def _tanh(x, alpha):
-    r""":math:`f(x) = \tanh x`."""
-    return math.tanh(x)
+    r""":math:`f(x) = \tanh x`: libm in float64; in float32 vectorised, within 0.5
+    ulp (:mod:`fastnet.kernels.vmath`)."""
+    return vmath.tanh(x)
 
 
 @jit_inline
 def _tanh_grad(y, alpha):
-    """:math:`f'(x) = 1 - y^2`. Saved: the output ``y``."""
+    """:math:`f'(x) = 1 - y^2`. Saved: the output ``y``.
+
+    In float64 arithmetic for both dtypes (half the float32 vector width): near
+    :math:`|y| = 1` a float32 ``1 - y * y`` cancels, and loses digits by an amount
+    that depends on whether LLVM fuses it into an FMA (the serial and parallel twins
+    then differ); the float64 form is scikit-learn's to the bit."""
     return 1.0 - y * y
 
 
@@ -219,14 +235,17 @@ def _tanh_grad2(y, alpha):
 
 @jit_inline
 def _logistic(x, alpha):
-    """:math:`f(x) = 1 / (1 + e^{-x})`; ``exp`` overflowing to inf gives exactly 0."""
-    return 1.0 / (1.0 + math.exp(-x))
+    """:math:`f(x) = 1 / (1 + e^{-x})`; ``exp`` overflowing to inf gives exactly 0.
+    libm in float64; in float32 vectorised, within 0.5 ulp
+    (:mod:`fastnet.kernels.vmath`)."""
+    return vmath.logistic(x)
 
 
 @jit_inline
 def _logistic_grad(y, alpha):
-    """:math:`f'(x) = y (1 - y)`. Saved: the output ``y``."""
-    return y * (1.0 - y)
+    """:math:`f'(x) = y (1 - y)`. Saved: the output ``y`` (float32 one: see
+    :func:`_tanh_grad`)."""
+    return y * (_ONE - y)
 
 
 @jit_inline
