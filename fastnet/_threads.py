@@ -42,7 +42,9 @@ def resolve_threads(n_threads):
 _blas = {"lock": threading.Lock(), "users": 0, "limiter": None}
 
 
-@contextlib.contextmanager
+_NO_LIMIT = contextlib.nullcontext()
+
+
 def thread_limit(n_threads):
     """Run the block with ``n_threads`` Numba threads and ``n_threads`` BLAS threads,
     restoring both afterwards. ``None`` leaves both as they are (all cores), except in
@@ -50,12 +52,18 @@ def thread_limit(n_threads):
 
     Safe to enter from several threads at once. Numba's setting is per thread; BLAS's
     is per process, so while blocks in several threads overlap, BLAS keeps the limit
-    of the first of them.
+    of the first of them. Without a limit the block's context is a shared
+    ``nullcontext`` (0.1 us to enter, against 0.9 us for a generator's: a one-row
+    prediction enters it on every call).
     """
     n_threads = resolve_threads(n_threads)
     if n_threads is None:
-        yield
-        return
+        return _NO_LIMIT
+    return _limited(n_threads)
+
+
+@contextlib.contextmanager
+def _limited(n_threads):
     n = min(n_threads, numba.config.NUMBA_NUM_THREADS)
     before = numba.get_num_threads()
     numba.set_num_threads(n)
