@@ -90,8 +90,7 @@ def test_the_installed_command_runs_without_warnings(tmp_path):
 
 
 def test_the_program_exits_with_mains_code_and_a_frozen_collector(tmp_path):
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "pyproject.toml"), "rb") as f:
         scripts = tomllib.load(f)["project"]["scripts"]
