@@ -17,28 +17,22 @@ from fastnet.kernels._config import FASTMATH
 OPTIONS = {"fastmath": set(FASTMATH), "error_model": "numpy"}
 
 
-@njit(**OPTIONS)
-def _tanh_loop(x, out):
-    for i in range(x.shape[0]):
-        out[i] = vmath.tanh(x[i])
+def _loop(f):
+    """A compiled loop ``out[i] = f(x[i])`` over 1-D arrays (``f``: compiled)."""
+
+    @njit(**OPTIONS)
+    def loop(x, out):
+        for i in range(x.shape[0]):
+            out[i] = f(x[i])
+
+    return loop
 
 
-@njit(**OPTIONS)
-def _logistic_loop(x, out):
-    for i in range(x.shape[0]):
-        out[i] = vmath.logistic(x[i])
-
-
-@njit(**OPTIONS)
-def _libm_tanh(x, out):
-    for i in range(x.shape[0]):
-        out[i] = math.tanh(x[i])
-
-
-@njit(**OPTIONS)
-def _libm_logistic(x, out):
-    for i in range(x.shape[0]):
-        out[i] = 1.0 / (1.0 + math.exp(-x[i]))
+_tanh_loop = _loop(vmath.tanh)
+_logistic_loop = _loop(vmath.logistic)
+# the references: libm through Numba, as the kernels called it before vmath
+_libm_tanh = _loop(njit(**OPTIONS)(lambda v: math.tanh(v)))
+_libm_logistic = _loop(njit(**OPTIONS)(lambda v: 1.0 / (1.0 + math.exp(-v))))
 
 
 FUNCTIONS = {
