@@ -100,15 +100,76 @@ def test_the_program_exits_with_mains_code_and_a_frozen_collector(tmp_path):
     code = (
         "import gc, sys; from fastnet import cli; "
         "sys.argv = ['fastnet', 'predict', sys.argv[1], sys.argv[1]]; "
-        "rc = cli.command(); print(rc, gc.get_freeze_count() > 0)"
+        "rc = cli.command(); print(rc, gc.get_freeze_count() > 0, gc.isenabled())"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path / "missing.npz")],
         capture_output=True,
         text=True,
     )
-    assert out.stdout.split() == ["2", "True"], out.stderr
+    # an error before the work began: the collector is back on all the same
+    assert out.stdout.split() == ["2", "True", "True"], out.stderr
     assert len(out.stderr.splitlines()) == 1 and "missing.npz" in out.stderr
+
+
+# each epoch prints whether the collector is on and how many objects are frozen;
+# after the program, the same; from the start, main runs with the collector off
+_SCHEDULE = """
+import gc, sys
+from fastnet import cli, estimator
+seen = []
+fit = estimator.MLPClassifier._fit
+def spy(self, *a, **k):
+    seen.append(("fit", gc.isenabled(), gc.get_freeze_count()))
+    return fit(self, *a, **k)
+estimator.MLPClassifier._fit = spy
+parse = cli.build_parser
+def spy_parse():
+    seen.append(("start", gc.isenabled(), gc.get_freeze_count()))
+    return parse()
+cli.build_parser = spy_parse
+sys.argv = ["fastnet", "train", "--epochs", "2", "--out", sys.argv[1]]
+rc = cli.command()
+seen.append(("end", gc.isenabled(), gc.get_freeze_count()))
+print(rc, seen)
+"""
+
+
+def test_the_program_collects_garbage_from_where_its_work_begins(tmp_path):
+    env = {**os.environ, "FASTNET_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-c", _SCHEDULE, str(tmp_path / "m.npz")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    rc, seen = out.stdout.splitlines()[-1].split(" ", 1)
+    assert rc == "0", out.stderr
+    seen = eval(seen)
+    fits = [s for s in seen if s[0] == "fit"]
+    assert len(fits) == 1, seen
+    (start, on0, frozen0), (fit, on1, frozen1), (end, on2, frozen2) = (
+        seen[0],
+        fits[0],
+        seen[-1],
+    )
+    assert (start, on0, frozen0) == ("start", False, 0)
+    # the startup's objects (scikit-learn, Numba, the kernels) frozen, then collected
+    assert (fit, on1) == ("fit", True) and frozen1 > 100_000
+    assert (end, on2) == ("end", True) and frozen2 >= frozen1
+    # in-process, main leaves the caller's collector alone
+    assert gc_untouched_by_main(tmp_path)
+
+
+def gc_untouched_by_main(tmp_path):
+    import gc
+
+    frozen = gc.get_freeze_count()
+    gc.collect()
+    assert gc.isenabled()
+    code = cli.main(["info", str(tmp_path / "m.npz")])
+    return code == 0 and gc.isenabled() and gc.get_freeze_count() == frozen
 
 
 def test_help_and_version_start_at_once():
