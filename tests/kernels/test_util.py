@@ -1,7 +1,11 @@
 """kernels.util against NumPy."""
 
+import gc
+
+import numba
 import numpy as np
 import pytest
+from numba.core import event as numba_event
 
 from fastnet.kernels import all_finite, axpy
 
@@ -29,3 +33,64 @@ def test_axpy_equals_numpy(dtype, rng):
     want = y + dtype(0.5) * x
     axpy(y, dtype(0.5), x)
     np.testing.assert_allclose(y, want, rtol=1e-6)
+
+
+# -- the collector while kernels compile ------------------------------------------
+class _CollectorAtCompile(numba_event.Listener):
+    """Records whether Python's collector is on as each compilation starts."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_start(self, event):
+        self.seen.append(gc.isenabled())
+
+    def on_end(self, event):
+        pass
+
+
+def test_kernels_compile_with_the_collector_paused():
+    from fastnet.kernels import _config
+
+    def plus_one(x):
+        return x + 1.5
+
+    kernel = _config.jit(plus_one)
+    listener = _CollectorAtCompile()
+    assert gc.isenabled()
+    with numba_event.install_listener("numba:compile", listener):
+        assert kernel(1.0) == 2.5  # a new kernel: compiled (or loaded) now
+    assert listener.seen and not any(listener.seen)
+    assert gc.isenabled()  # and back on after
+    # a C kernel too
+    called = []
+    real = gc.disable
+
+    def spy():
+        called.append(gc.isenabled())
+        real()
+
+    gc.disable = spy
+    try:
+        c = _config.cfunc(plus_one, "test_plus_one", numba.float64(numba.float64))
+    finally:
+        gc.disable = real
+    assert called == [True] and gc.isenabled()
+    assert c.ctypes(1.0) == 2.5
+
+
+def test_the_pause_leaves_an_off_collector_off_and_restores_on_error():
+    from fastnet.kernels._config import collector_paused
+
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the caller's choice stands
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError):
+        with collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("a failed compilation")
+    assert gc.isenabled()
