@@ -166,3 +166,27 @@ def test_min_versions_pin_pyproject_floors():
     assert pins.keys() == floors.keys()
     for name, floor in floors.items():
         assert release(pins[name]) == release(floor), (name, pins[name], floor)
+
+
+_IMPORT_COLLECTIONS = """
+import gc, sys
+import sklearn.neural_network  # what a caller has loaded already
+during = []
+gc.callbacks.append(lambda phase, info: phase == "start" and during.append(info))
+import fastnet
+from fastnet import MLPClassifier  # Numba, the kernels' dispatchers
+during_import = len(during)
+off = gc.isenabled()
+gc.disable()
+fastnet.Trainer  # with the collector off, it stays off
+print(during_import, off, gc.isenabled())
+"""
+
+
+def test_the_estimators_import_without_collections_and_restore_the_collector():
+    # the import makes some 45,000 lasting objects: no collection walks the heap
+    # while it does (without the pause: about 110), and the collector is on after
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_COLLECTIONS], capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["0", "True", "False"], out.stderr
