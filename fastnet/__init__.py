@@ -51,11 +51,13 @@ __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 def _import(module):
     """Import the submodule ``module`` with Python's garbage collector paused.
 
-    The estimators' first import brings in Numba and makes the kernels' dispatchers:
-    some 45,000 objects that live until exit. While they were made, the collector
-    walked the whole heap (scikit-learn's, the caller's) about 110 times, once in
-    full: 0.04-0.06 s of a 1.6 s warm first fit here. Paused, they are walked once,
-    young, by the first collection after. A collector that is off stays off."""
+    The estimators' first import brings in scikit-learn; the modules' first use
+    brings in Numba and makes the kernels' dispatchers (``fastnet.kernels`` pauses
+    the collector in the same way): some 45,000 objects that live until exit. While
+    they were made, the collector walked the whole heap (the caller's too) about 110
+    times, once in full: 0.04-0.06 s of a 1.6 s warm first fit here. Paused, they
+    are walked once, young, by the first collection after. A collector that is off
+    stays off."""
     if not gc.isenabled():
         return importlib.import_module(f".{module}", __name__)
     gc.disable()

@@ -1,4 +1,5 @@
-"""Run an MLP's epoch in ``kernels.epoch_kernel`` for the estimators and the Trainer.
+"""Run an MLP's epoch in the compiled epoch (``kernels/mlp.py``) for the estimators
+and the Trainer.
 
 The compiled epoch calls the same kernels in the same order as the module path, so
 it is a pure speed-up: Python runs once per epoch instead of once per step.
@@ -6,7 +7,7 @@ it is a pure speed-up: Python runs once per epoch instead of once per step.
 
 import numpy as np
 
-from . import kernels
+from . import _native
 from .optim import SGD, Adam
 
 #: which fused kernel computes each loss module's loss
@@ -56,10 +57,11 @@ def fused_epoch(
         loss_name = LOSS_KERNELS[type(loss).__name__]
     activation = hidden.kernel_name if hidden is not None else "identity"
     alpha = hidden.alpha if hidden is not None else 0.0
-    saves_x = kernels.ACTIVATIONS[activation].saves == "x"
+    saves_x = activation in _native.SAVES_X
     dt = X.dtype
-    fns = kernels.mlp_callbacks(activation, loss_name, kind, dt)
-    kind_code, item, one = kernels.mlp_dtype_args(dt)
+    fns = _native.callbacks(activation, loss_name, kind, dt)
+    kind_code, item, one = _native.dtype_args(dt)
+    run = _native.epoch_kernel()
 
     def slots(name, p):
         return list(optimizer._slots(name, p).values())
@@ -74,7 +76,7 @@ def fused_epoch(
         [W, b, gW, gb, *(sw + [None] * (2 - len(sw))), *(sbb + [None] * (2 - len(sbb)))]
         for W, b, gW, gb, sw, sbb in zip(Ws, bs, gWs, gbs, sW, sb, strict=True)
     ]
-    # the order of kernels.mlp.LAYER_COLUMNS: W, b, gW, gb, s1W, s2W, s1b, s2b
+    # the order of _native.LAYER_COLUMNS: W, b, gW, gb, s1W, s2W, s1b, s2b
     table, keep = layer_table(rows, dt)
     dims = network_dims(linears, X.shape[1])
     if X.ndim != 2 or not X.flags.c_contiguous:
@@ -86,8 +88,8 @@ def fused_epoch(
             f"targets of shape {target.shape} do not fit {X.shape[0]} rows and "
             f"{dims[-1]} outputs"
         )
-    zo = kernels.mlp_block_offsets(dims, batch, saves_x)
-    do = kernels.mlp_block_offsets(dims, batch, False)
+    zo = _native.block_offsets(dims, batch, saves_x)
+    do = _native.block_offsets(dims, batch, False)
     zs = np.empty(int(zo[-1]), dt)
     ds = np.empty(int(do[-1]), dt)
     xb = np.empty((batch, X.shape[1]), dt)
@@ -107,54 +109,41 @@ def fused_epoch(
     sklearn_eps = (
         eps_placement or getattr(optimizer, "eps_placement", "torch")
     ) == "sklearn"
-    keep += [X, target, zs, ds, xb, tb, one]
+    hp = np.zeros(6)
+    keep += [X, target, zs, ds, xb, tb, one, table, dims, zo, do, losses, fns, hp]
     # the kernel's arrays cross as addresses, looked up once (a .ctypes.data is
     # 0.8 us)
     X_at, T_at, zs_at, ds_at, xb_at, tb_at, one_at = (
         a.ctypes.data for a in (X, target, zs, ds, xb, tb, one)
     )
+    table_at, dims_at, zo_at, do_at, losses_at, fns_at, hp_at = (
+        a.ctypes.data for a in (table, dims, zo, do, losses, fns, hp)
+    )
+    n_layers = table.shape[0]
+    t_row, batch, alpha = int(t_row), int(batch), float(alpha)
+    l2, grad_scale, loss_scale = float(l2), float(grad_scale), float(loss_scale)
 
     def epoch(order):
         # the kernel gathers rows by these indices without bounds checks
         if (
             order.shape != (n,)
             or order.dtype != np.int64
+            or not order.flags.c_contiguous
             or (n and (order.min() < 0 or order.max() >= n))
         ):
             raise ValueError(f"the epoch's row order must be int64 indices of {n} rows")
+        o = optimizer
         if kind == "adam":
-            o = optimizer
-            hp = np.array([o.lr, o.beta1, o.beta2, o.eps, float(sklearn_eps), 1.0])
+            hp[:] = (o.lr, o.beta1, o.beta2, o.eps, float(sklearn_eps), 1.0)
         else:
-            o = optimizer
-            hp = np.array([o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0])
-        optimizer.t = kernels.mlp_epoch(
-            X_at,
-            T_at,
-            t_row,
-            order,
-            batch,
-            table,
-            dims,
-            zs_at,
-            zo,
-            ds_at,
-            do,
-            xb_at,
-            tb_at,
-            hp,
-            optimizer.t,
-            alpha,
-            l2,
-            grad_scale,
-            loss_scale,
-            losses,
-            fns,
-            saves_x,
-            kind_code,
-            item,
-            one_at,
-        )
+            hp[:] = (o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0)
+        # the C kernel releases the GIL while it runs (ctypes), as Numba's did
+        optimizer.t = run(
+            X_at, T_at, t_row, order.ctypes.data, n, batch, table_at, n_layers,
+            dims_at, zs_at, zo_at, ds_at, do_at, xb_at, tb_at, hp_at,
+            int(optimizer.t), alpha, l2, grad_scale, loss_scale, losses_at, fns_at,
+            int(saves_x), kind_code, item, one_at,
+        )  # fmt: skip
         total = 0.0  # summed as the module path sums, batch by batch
         for value, m in zip(losses, sizes, strict=True):
             total += float(value) * int(m)

@@ -4,7 +4,6 @@ import contextlib
 import sys
 import threading
 
-import numba
 from threadpoolctl import threadpool_limits
 
 from ._checks import check_positive_int
@@ -64,6 +63,8 @@ def thread_limit(n_threads):
 
 @contextlib.contextmanager
 def _limited(n_threads):
+    import numba  # here: a process that sets no limit may never import Numba
+
     n = min(n_threads, numba.config.NUMBA_NUM_THREADS)
     before = numba.get_num_threads()
     numba.set_num_threads(n)

@@ -32,7 +32,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches
 
-from . import kernels
+from . import _native, kernels
 from ._fused import fused_epoch, layer_table, network_dims
 from ._sklearn import Interval, StrOptions, validate_data
 from ._sklearn import SkMLPClassifier as _SkClassifier
@@ -566,7 +566,7 @@ class _FastnetMLP:
             and not hasattr(self, "feature_names_in_")
         )
         if fast:
-            if check_input and not kernels.all_finite(X.reshape(-1)):
+            if check_input and not _native.all_finite(X):
                 fast = False  # the full validation raises scikit-learn's error
         if not fast:
             if check_input:
@@ -599,18 +599,24 @@ class _FastnetMLP:
             rows = [[lin.params["W"], lin.params["b"]] for lin in net["linears"]]
             table, keep = layer_table(rows, dtype)
             dims = network_dims(net["linears"], net["linears"][0].n_in)
-            code, item, one = kernels.mlp_dtype_args(dtype)
-            output = kind if kind in kernels.OUT_KINDS else "identity"
+            code, item, one = _native.dtype_args(dtype)
+            output = kind if kind in _native.OUT_KINDS else "identity"
             compiled = net["forward"] = {
-                "fns": kernels.mlp_forward_callbacks(name, output, dtype),
-                "alpha": hidden.alpha if hidden is not None else 0.0,
+                "fns": _native.forward_callbacks(name, output, dtype),
+                "alpha": float(hidden.alpha) if hidden is not None else 0.0,
                 "table": table,
                 "keep": [*keep, one],  # the arrays the table points into
                 "table_dtype": dtype,
                 "dims": dims,
                 "hidden": int(dims[1:-1].sum()),
                 "dtype": (code, item, one.ctypes.data),
+                "run": _native.forward_kernel(),
             }
+            compiled["table_at"] = compiled["table"].ctypes.data
+            compiled["dims_at"] = dims.ctypes.data
+            compiled["fns_at"] = compiled["fns"].ctypes.data
+            compiled["layers"] = table.shape[0]
+            compiled["keep"] += [dims]
         n = X.shape[0]
         if (
             X.ndim != 2
@@ -625,16 +631,13 @@ class _FastnetMLP:
         work = np.empty(n * compiled["hidden"], X.dtype)
         out = np.empty((n, compiled["dims"][-1]), X.dtype)
         if n:
-            kernels.mlp_forward(
-                X.view(np.uint8),
-                compiled["table"],
-                compiled["dims"],
-                work.view(np.uint8),
-                out.view(np.uint8),
-                compiled["fns"],
-                compiled["alpha"],
-                *compiled["dtype"],
-            )
+            c = compiled
+            # ctypes releases the GIL while the kernel runs: calls run at once
+            c["run"](
+                X.ctypes.data, n, c["table_at"], c["layers"], c["dims_at"],
+                work.ctypes.data, out.ctypes.data, c["fns_at"], c["alpha"],
+                *c["dtype"],
+            )  # fmt: skip
         if kind == "exp":
             np.exp(out, out=out)  # as the module path's output does
         return out
@@ -769,9 +772,7 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         classes = self.classes_  # sorted, distinct (LabelBinarizer's)
         codes = np.minimum(np.searchsorted(classes, y), classes.shape[0] - 1)
         X = np.ascontiguousarray(X)
-        if not (
-            np.array_equal(classes[codes], y) and kernels.all_finite(X.reshape(-1))
-        ):
+        if not (np.array_equal(classes[codes], y) and _native.all_finite(X)):
             return None  # scikit-learn's path says what is wrong
         if classes.shape[0] == 2:  # LabelBinarizer: one column, the positive class
             return X, codes.astype(bool).reshape(-1, 1)

@@ -19,9 +19,10 @@ from ._checks import as_float_array, check_ndim, check_shape
 class Loss:
     """Validates ``pred``, ``target`` and ``sample_weight``, then runs the kernel."""
 
-    kernel = None  # (serial, parallel) pair from fastnet.kernels
-    #: the kernel pair of the gradient's tangent (the Hessian in ``pred`` times a
-    #: direction), ``(pred, target, weights, dz, out)``
+    #: the name in ``fastnet.kernels`` of its (serial, parallel) kernel pair
+    kernel = None
+    #: the name of the kernel pair of the gradient's tangent (the Hessian in
+    #: ``pred`` times a direction), ``(pred, target, weights, dz, out)``
     tangent_kernel = None
     pred_ndims = (1, 2)
 
@@ -116,10 +117,11 @@ class Loss:
         return out.reshape(shape)
 
     def _kernel_for(self, target):
-        return self.kernel
+        # by name: the kernels (and Numba) load on first use, not at import
+        return getattr(kernels, self.kernel)
 
     def _tangent_kernel_for(self, target):
-        return self.tangent_kernel
+        return getattr(kernels, self.tangent_kernel)
 
     def _check_pred(self, pred):
         name = type(self).__name__
@@ -219,8 +221,8 @@ class SigmoidBinaryCrossEntropy(Loss):
     Hessian-vector product: :math:`\frac{w_i}{W}\sigma(z)(1 - \sigma(z))\,dz`.
     """
 
-    kernel = kernels.sigmoid_binary_cross_entropy
-    tangent_kernel = kernels.sigmoid_binary_cross_entropy_tangent
+    kernel = "sigmoid_binary_cross_entropy"
+    tangent_kernel = "sigmoid_binary_cross_entropy_tangent"
 
     def _target(self, target, shape, dtype):
         return self._float_target(target, shape, dtype, low=0.0, high=1.0)
@@ -231,8 +233,8 @@ class MSELoss(Loss):
     :math:`2 (p - t) / \mathrm{size}` (weighted: rows scaled by :math:`w_i / W`);
     Hessian-vector product :math:`2\,dz / \mathrm{size}`."""
 
-    kernel = kernels.squared_error
-    tangent_kernel = kernels.squared_error_tangent
+    kernel = "squared_error"
+    tangent_kernel = "squared_error_tangent"
 
     def _target(self, target, shape, dtype):
         return self._float_target(target, shape, dtype)
@@ -243,8 +245,8 @@ class PoissonLoss(Loss):
     over elements; gradient :math:`(e^{z} - t) / \mathrm{size}`, Hessian-vector
     product :math:`e^{z} dz / \mathrm{size}`. ``pred`` is the log-rate."""
 
-    kernel = kernels.poisson_exp
-    tangent_kernel = kernels.poisson_exp_tangent
+    kernel = "poisson_exp"
+    tangent_kernel = "poisson_exp_tangent"
 
     def _target(self, target, shape, dtype):
         return self._float_target(target, shape, dtype, low=0.0)

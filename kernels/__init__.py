@@ -7,88 +7,79 @@ shapes, dtypes and contiguity first.
 
 Kernels with a row- or element-parallel loop come as a ``(serial, parallel)`` pair;
 :func:`pick` chooses one by problem size.
+
+Every name loads on first access (module-level ``__getattr__``), and with it Numba:
+``from fastnet import kernels`` costs nothing, so a module may hold the package and
+still import without Numba (an estimator whose kernels load from the native cache,
+``fastnet._native``, never imports it).
 """
 
-from ._config import FASTMATH, PARALLEL_MIN_SIZE
-from .activations import ACTIVATIONS, Activation
-from .dropout import dropout_backward, dropout_forward
-from .einsum import batched_matmul, strided_reduce
-from .linear import (
-    column_sum,
-    linear_backward,
-    linear_backward_tangent,
-    linear_forward,
-    linear_forward_tangent,
-)
-from .losses import (
-    poisson_exp,
-    poisson_exp_tangent,
-    sigmoid_binary_cross_entropy,
-    sigmoid_binary_cross_entropy_tangent,
-    softmax_cross_entropy,
-    softmax_cross_entropy_dense,
-    softmax_cross_entropy_dense_tangent,
-    softmax_cross_entropy_tangent,
-    squared_error,
-    squared_error_tangent,
-)
-from .mlp import OUT_KINDS
-from .mlp import block_offsets as mlp_block_offsets
-from .mlp import callbacks as mlp_callbacks
-from .mlp import dtype_args as mlp_dtype_args
-from .mlp import epoch as mlp_epoch
-from .mlp import forward as mlp_forward
-from .mlp import forward_callbacks as mlp_forward_callbacks
-from .optimizers import adam_update, scale_inplace, sgd_update, sum_squares
-from .softmax import softmax_backward, softmax_backward_tangent, softmax_forward
-from .util import all_finite, axpy
+import gc
+import importlib
 
-
-def pick(twins, size):
-    """The serial kernel of ``twins`` below :data:`PARALLEL_MIN_SIZE` elements, else
-    the parallel one."""
-    return twins[size >= PARALLEL_MIN_SIZE]
-
-
-__all__ = [
-    "ACTIVATIONS",
-    "FASTMATH",
-    "OUT_KINDS",
-    "PARALLEL_MIN_SIZE",
-    "Activation",
-    "adam_update",
-    "all_finite",
-    "axpy",
-    "batched_matmul",
-    "column_sum",
-    "dropout_backward",
-    "dropout_forward",
-    "linear_backward",
-    "linear_backward_tangent",
-    "linear_forward",
-    "linear_forward_tangent",
-    "mlp_block_offsets",
-    "mlp_callbacks",
-    "mlp_dtype_args",
-    "mlp_epoch",
-    "mlp_forward",
-    "mlp_forward_callbacks",
-    "pick",
+#: public name -> (submodule, its name there)
+_LAZY = {
+    "FASTMATH": ("_config", "FASTMATH"),
+    "PARALLEL_MIN_SIZE": ("_config", "PARALLEL_MIN_SIZE"),
+    "pick": ("_config", "pick"),
+    "ACTIVATIONS": ("activations", "ACTIVATIONS"),
+    "Activation": ("activations", "Activation"),
+    "dropout_backward": ("dropout", "dropout_backward"),
+    "dropout_forward": ("dropout", "dropout_forward"),
+    "batched_matmul": ("einsum", "batched_matmul"),
+    "strided_reduce": ("einsum", "strided_reduce"),
+    "column_sum": ("linear", "column_sum"),
+    "linear_backward": ("linear", "linear_backward"),
+    "linear_backward_tangent": ("linear", "linear_backward_tangent"),
+    "linear_forward": ("linear", "linear_forward"),
+    "linear_forward_tangent": ("linear", "linear_forward_tangent"),
+    "OUT_KINDS": ("mlp", "OUT_KINDS"),
+    "mlp_block_offsets": ("mlp", "block_offsets"),
+    "mlp_callbacks": ("mlp", "callbacks"),
+    "mlp_dtype_args": ("mlp", "dtype_args"),
+    "mlp_epoch": ("mlp", "epoch"),
+    "mlp_forward": ("mlp", "forward"),
+    "mlp_forward_callbacks": ("mlp", "forward_callbacks"),
+    "adam_update": ("optimizers", "adam_update"),
+    "scale_inplace": ("optimizers", "scale_inplace"),
+    "sgd_update": ("optimizers", "sgd_update"),
+    "sum_squares": ("optimizers", "sum_squares"),
+    "softmax_backward": ("softmax", "softmax_backward"),
+    "softmax_backward_tangent": ("softmax", "softmax_backward_tangent"),
+    "softmax_forward": ("softmax", "softmax_forward"),
+    "all_finite": ("util", "all_finite"),
+    "axpy": ("util", "axpy"),
+}
+for _name in (
     "poisson_exp",
     "poisson_exp_tangent",
-    "scale_inplace",
-    "sgd_update",
     "sigmoid_binary_cross_entropy",
     "sigmoid_binary_cross_entropy_tangent",
-    "softmax_backward",
-    "softmax_backward_tangent",
     "softmax_cross_entropy",
     "softmax_cross_entropy_dense",
     "softmax_cross_entropy_dense_tangent",
     "softmax_cross_entropy_tangent",
-    "softmax_forward",
     "squared_error",
     "squared_error_tangent",
-    "strided_reduce",
-    "sum_squares",
-]
+):
+    _LAZY[_name] = ("losses", _name)
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    # paused collector: Numba's import and the dispatchers are some 45,000 objects
+    # that live until exit (see fastnet._import)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    finally:
+        if enabled:
+            gc.enable()
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+__all__ = sorted(_LAZY)

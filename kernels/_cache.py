@@ -24,12 +24,9 @@ at once are safe. If the folder cannot be written (a read-only home, a sandbox),
 compile in memory and a warning says so once.
 """
 
-import hashlib
 import os
-import pathlib
 import warnings
 
-import numba
 from numba.core import config
 from numba.core.caching import (
     CompileResultCacheImpl,
@@ -37,31 +34,15 @@ from numba.core.caching import (
     _CacheLocator,
     _SourceFileBackedLocatorMixin,
 )
-from numba.misc.appdirs import AppDirs
 
+from .. import _native
 
-def source_hash(folder=None):
-    """A short hash of the bytes of every kernel source file (in ``folder``, by
-    default this package's) and the Numba version."""
-    folder = pathlib.Path(folder or pathlib.Path(__file__).parent)
-    digest = hashlib.sha1(numba.__version__.encode())
-    for path in sorted(folder.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-SOURCE_HASH = source_hash()
-
-
-def cache_dir():
-    """The folder fastnet's kernels are cached in (see the module's docstring)."""
-    if config.CACHE_DIR:  # NUMBA_CACHE_DIR, as Numba read it at import
-        return config.CACHE_DIR
-    chosen = os.environ.get("FASTNET_CACHE_DIR")
-    if chosen:
-        return os.path.abspath(os.path.expanduser(chosen))
-    return AppDirs(appname="fastnet", appauthor=False).user_cache_dir
+#: a short hash of every kernel source file's bytes and of Numba's version
+source_hash = _native._source_hash
+SOURCE_HASH = _native.SOURCE_HASH
+#: the folder fastnet's kernels are cached in (see the module's docstring); the
+#: native cache (``fastnet._native``) is a folder inside it
+cache_dir = _native.cache_dir
 
 
 class _Locator(_SourceFileBackedLocatorMixin, _CacheLocator):

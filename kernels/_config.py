@@ -42,6 +42,12 @@ FASTMATH = frozenset({"nsz", "contract"})
 PARALLEL_MIN_SIZE = int(os.environ.get("FASTNET_PARALLEL_MIN_SIZE", 1 << 18))
 
 
+def pick(twins, size):
+    """The serial kernel of ``twins`` below :data:`PARALLEL_MIN_SIZE` elements, else
+    the parallel one."""
+    return twins[size >= PARALLEL_MIN_SIZE]
+
+
 #: Options of every kernel. ``error_model="numpy"``: float division by zero gives
 #: inf/NaN as in NumPy instead of a Python-style check, whose branch kept loops such
 #: as Adam's update from vectorising (measured: 4.6x slower). ``nogil``: a kernel

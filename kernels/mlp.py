@@ -15,6 +15,11 @@ compiled on first use): the bias plus the activation in one pass over each produ
 the activation's backward plus the bias gradient, the loss, the optimizer update.
 A new activation, loss, optimizer or dtype compiles those few small kernels, never
 a network (measured in ``bench/startup.py``).
+
+The epoch and the forward are C functions too (``_epoch_c``, ``_forward_c``, called
+through ``ctypes`` by ``fastnet._native``), so every kernel a fit or a prediction
+runs is plain machine code, which ``fastnet._native`` keeps as object files and
+loads in later processes without Numba.
 """
 
 import math
@@ -22,6 +27,7 @@ import math
 import numpy as np
 from numba import carray, types
 
+from .. import _native
 from ._config import cfunc, inlined, jit, jit_inline
 from .activations import ACTIVATIONS
 from .blas import gemm_at
@@ -35,13 +41,13 @@ from .losses import (
 )
 from .optimizers import adam_update, sgd_update, sum_squares
 from .softmax import softmax_forward
+from .util import all_finite
 
-#: columns of the epoch's layer table: addresses of each layer's weights, bias,
-#: their gradients, and the optimizer's first and second slot for each (0: none)
-LAYER_COLUMNS = ("W", "b", "gW", "gb", "s1W", "s2W", "s1b", "s2b")
+LAYER_COLUMNS = _native.LAYER_COLUMNS
 _W, _B, _GW, _GB, _S1W, _S2W, _S1B, _S2B = range(8)
-#: output of the forward kernel: 0 identity, 1 softmax, 2 logistic
-OUT_KINDS = {"identity": 0, "softmax": 1, "logistic": 2}
+OUT_KINDS = _native.OUT_KINDS
+block_offsets = _native.block_offsets
+dtype_args = _native.dtype_args
 #: the epoch's C kernels, in the order of :func:`callbacks`' array
 EPOCH_FNS = ("bias_act", "act_backward", "loss", "update", "sum_sq")
 #: the forward's C kernels, in the order of :func:`forward_callbacks`' array
@@ -54,16 +60,6 @@ _adam_update = inlined(adam_update[0])
 _sgd_update = inlined(sgd_update[0])
 _softmax_serial = inlined(softmax_forward[0])
 _logistic_serial = inlined(ACTIVATIONS["logistic"].forward[0])
-
-
-def block_offsets(dims, rows, hidden_too):
-    """Where each layer's ``rows x width`` block starts in a flat workspace, in
-    elements (int64): one block per layer, then one per hidden layer when
-    ``hidden_too``; the last entry is the workspace's size."""
-    widths = list(dims[1:]) + (list(dims[1:-1]) if hidden_too else [])
-    return np.concatenate([[0], np.cumsum(widths, dtype=np.int64) * rows]).astype(
-        np.int64
-    )
 
 
 @jit
@@ -196,25 +192,22 @@ def epoch(
 
 
 @jit
-def forward(x, table, dims, work, out, fns, alpha, kind, item, one):
+def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one):
     """``z_l = h_{l-1} W_l + b_l``, ``h_l = f(z_l)`` (in place) for the layers of
-    ``table`` (columns W and b of :data:`LAYER_COLUMNS`) on the rows of ``x``, the
-    hidden layers' rows in the workspace ``work``, the last layer's into ``out``,
-    which then goes through the output kernel (0: none). ``x``, ``work`` and ``out``
-    are C-contiguous ``uint8`` views of arrays of the dtype (``x.view(np.uint8)``:
-    one compilation for every dtype, and cheaper to pass than addresses).
+    ``table`` (columns W and b of :data:`LAYER_COLUMNS`) on the ``n`` rows at the
+    address ``x``, the hidden layers' rows in the workspace at ``work``, the last
+    layer's into ``out``, which then goes through the output kernel (0: none); the
+    arrays at ``x``, ``work`` and ``out`` are C-contiguous, of the dtype.
     ``fns``: :data:`FORWARD_FNS` (:func:`forward_callbacks`); ``kind``, ``item``,
     ``one``: the dtype, as for :func:`epoch`."""
-    n = x.shape[0]
     L = table.shape[0]
     zero = one + item
-    # int64, as the table's addresses (uint64 and int64 would unify as float64)
-    h = np.int64(x.ctypes.data)
-    start = np.int64(work.ctypes.data)
+    h = x
+    start = work
     for layer in range(L):
         d = dims[layer + 1]
         b = ptr(table[layer, _B])
-        z = np.int64(out.ctypes.data) if layer == L - 1 else start
+        z = out if layer == L - 1 else start
         gemm_at(kind, h, table[layer, _W], z, n, d, dims[layer], one, zero,
                 False, False)  # fmt: skip
         if layer < L - 1:
@@ -224,12 +217,37 @@ def forward(x, table, dims, work, out, fns, alpha, kind, item, one):
         else:
             call_void(fns[1], (ptr(z), b, ptr(z), n, d, 0.0))
     if fns[2] != 0:
-        call_void(fns[2], (out, n, dims[L]))
+        call_void(fns[2], (ptr(out), n, dims[L]))
 
 
 # -- the C-callable kernels -------------------------------------------------------
 # Placeholders bound per compiled copy: never called as None.
 _kernel = None
+
+
+def _epoch_c(X, T, t_row, order, n, batch, table, L, dims, zs, zo, ds, do, xb, tb,
+             hp, t0, alpha, l2, grad_scale, loss_scale, losses, fns, saves_x, kind,
+             item, one):  # fmt: skip
+    """:func:`epoch` as a C function: its arrays as addresses (``order``: ``n``
+    int64; ``table``: ``L`` rows; ``hp``, ``losses``: float64), ``saves_x`` as 0/1.
+    The address of every C kernel ``fastnet._native`` calls it with."""
+    n_zo = 2 * L if saves_x else L + 1  # block_offsets' length
+    return _kernel(X, T, t_row, carray(order, (n,)), batch, carray(table, (L, 8)),
+                   carray(dims, (L + 1,)), zs, carray(zo, (n_zo,)), ds,
+                   carray(do, (L + 1,)), xb, tb, carray(hp, (6,)), t0, alpha, l2,
+                   grad_scale, loss_scale, carray(losses, ((n + batch - 1) // batch,)),
+                   carray(fns, (5,)), saves_x != 0, kind, item, one)  # fmt: skip
+
+
+def _forward_c(x, n, table, L, dims, work, out, fns, alpha, kind, item, one):
+    """:func:`forward` as a C function (``table``: ``L`` rows of W and b)."""
+    _kernel(x, n, carray(table, (L, 2)), carray(dims, (L + 1,)), work, out,
+            carray(fns, (3,)), alpha, kind, item, one)  # fmt: skip
+
+
+def _all_finite_c(x, n):
+    """``kernels.util.all_finite`` over the ``n`` numbers at ``x``, as 1 or 0."""
+    return 1 if _kernel(carray(x, (n,))) else 0
 
 
 def _bias_act_c(z, b, out, m, d, alpha):
@@ -356,12 +374,19 @@ OPTIMIZERS = {"adam": _adam_c, "sgd": _sgd_c}
 _CFUNCS = {}
 
 
-def _made(key, make):
-    if key not in _CFUNCS:
+def _made(name, make):
+    """The address of the C kernel ``name``: this process's, or loaded from the
+    native cache (``fastnet._native``) without Numba's machinery, or ``make()``'s
+    compilation (which loads it from Numba's cache where it is there, and writes
+    the native cache after a fresh compilation)."""
+    address = _native.lookup(name)
+    if address is None:
+        compiled = make()
         # kept: its address is valid while it lives; where two threads compile one
         # kernel at once, the first stored is the one every caller gets
-        _CFUNCS.setdefault(key, make())
-    return _CFUNCS[key].address
+        _CFUNCS.setdefault(name, compiled)
+        address = _native.save(name, _CFUNCS[name])
+    return address
 
 
 def _sig(dtype, *kinds, ret=types.void):
@@ -378,33 +403,21 @@ def _sig(dtype, *kinds, ret=types.void):
     return ret(*[of[k] for k in kinds])
 
 
-def _bias_act(activation, nb, name):
+def _numba_dtype(dtype):
+    name = _native.dtype_name(dtype)
+    return (types.float32 if name == "float32" else types.float64), name
+
+
+def _bias_act(name, activation, nb):
     return _made(
-        ("bias_act", activation, name),
+        name,
         lambda: cfunc(
             _bias_act_c,
-            f"c_{activation}_bias_act_{name}",
+            name,
             _sig(nb, "p", "p", "p", "i", "i", "f"),
             _kernel=inlined(ACTIVATIONS[activation].bias_forward[0]),
         ),
     )
-
-
-def _numba_dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"the network kernels take float32 or float64, not {dtype}")
-    return (types.float32 if dtype == np.float32 else types.float64), dtype.name
-
-
-def dtype_args(dtype):
-    """The kernels' description of ``dtype``: ``(kind, item, one)``: its BLAS
-    letter's code, its size in bytes, and an array holding 1 and 0 in it, whose
-    address (``one.ctypes.data``) the kernels take; the caller keeps it alive."""
-    dtype = np.dtype(dtype)
-    _numba_dtype(dtype)
-    kind = ord("s") if dtype == np.float32 else ord("d")
-    return kind, dtype.itemsize, np.array([1.0, 0.0], dtype)
 
 
 def callbacks(activation, loss, optimizer, dtype):
@@ -412,45 +425,48 @@ def callbacks(activation, loss, optimizer, dtype):
     kernels for :func:`epoch`: the bias plus the hidden activation, the activation's
     backward plus the bias gradient, the loss (with the last layer's bias before it,
     and its gradient's scale and bias gradient after), the optimizer's update, and
-    the sum of squares. Each is compiled (or loaded from the cache) on first use in a
-    process."""
-    nb, name = _numba_dtype(dtype)
+    the sum of squares. Each is compiled (or loaded from a cache) on first use in a
+    process; their names are ``fastnet._native.epoch_names``."""
+    nb, _ = _numba_dtype(dtype)
     act = ACTIVATIONS[activation]
     kernel, template = LOSSES[loss]
     target = "l" if template is _loss_labels_c else "p"
+    n_act, n_back, n_loss, n_update, n_sq = _native.epoch_names(
+        activation, loss, optimizer, dtype
+    )
     out = [
-        _bias_act(activation, nb, name),
+        _bias_act(n_act, activation, nb),
         _made(
-            ("act_backward", activation, name),
+            n_back,
             lambda: cfunc(
                 _act_backward_c,
-                f"c_{activation}_act_backward_{name}",
+                n_back,
                 _sig(nb, "p", "p", "p", "p", "i", "i", "f"),
                 _kernel=inlined(act.bias_backward[0]),
             ),
         ),
         _made(
-            ("loss", loss, name),
+            n_loss,
             lambda: cfunc(
                 template,
-                f"c_{loss}_{name}",
+                n_loss,
                 _sig(nb, "p", "p", target, "p", "p", "i", "i", "f", ret=types.float64),
                 _kernel=inlined(kernel),
             ),
         ),
         _made(
-            ("update", optimizer, name),
+            n_update,
             lambda: cfunc(
                 OPTIMIZERS[optimizer],
-                f"c_{optimizer}_{name}",
+                n_update,
                 _sig(nb, "p", "p", "p", "p", "i", "i", "i", "i", "h", "f"),
             ),
         ),
         _made(
-            ("sum_sq", name),
+            n_sq,
             lambda: cfunc(
                 _sum_sq_c,
-                f"c_sum_squares_{name}",
+                n_sq,
                 _sig(nb, "p", "i", ret=types.float64),
                 _kernel=inlined(sum_squares),
             ),
@@ -463,14 +479,59 @@ def forward_callbacks(activation, out_kind, dtype):
     """Addresses (int64 array, :data:`FORWARD_FNS`) of the C-callable kernels for
     :func:`forward`: the bias plus the hidden activation, the last layer's bias, and
     the output activation (``out_kind`` of :data:`OUT_KINDS`; identity: 0)."""
-    nb, name = _numba_dtype(dtype)
-    out = [_bias_act(activation, nb, name), _bias_act("identity", nb, name), 0]
+    nb, _ = _numba_dtype(dtype)
+    n_act, n_bias, n_out = _native.forward_names(activation, out_kind, dtype)
+    out = [_bias_act(n_act, activation, nb), _bias_act(n_bias, "identity", nb), 0]
     if OUT_KINDS[out_kind]:
         template = _softmax_out_c if out_kind == "softmax" else _logistic_out_c
-        out[2] = _made(
-            ("output", out_kind, name),
-            lambda: cfunc(
-                template, f"c_{out_kind}_output_{name}", _sig(nb, "p", "i", "i")
-            ),
-        )
+        out[2] = _made(n_out, lambda: cfunc(template, n_out, _sig(nb, "p", "i", "i")))
     return np.array(out, dtype=np.int64)
+
+
+def epoch_kernel():
+    """The address of :func:`epoch` as a C function (``_epoch_c``): one for every
+    network, dtype and setting."""
+    i, f = "i", "f"
+    kinds = [i, i, i, "l", i, i, "l", i, "l", i, "l", i, "l", i, i, "h", i,
+             f, f, f, f, "h", "l", i, i, i, i]  # fmt: skip
+    sig = _sig(types.float64, *kinds, ret=types.int64)
+    return _made(
+        "c_epoch", lambda: cfunc(_epoch_c, "c_epoch", sig, _kernel=inlined(epoch))
+    )
+
+
+def forward_kernel():
+    """The address of :func:`forward` as a C function (``_forward_c``)."""
+    sig = _sig(types.float64, "i", "i", "l", "i", "l", "i", "i", "l", "f", "i", "i",
+               "i")  # fmt: skip
+    return _made(
+        "c_forward",
+        lambda: cfunc(_forward_c, "c_forward", sig, _kernel=inlined(forward)),
+    )
+
+
+def all_finite_kernel(dtype):
+    """The address of ``all_finite`` for ``dtype`` as a C function
+    (``_all_finite_c``)."""
+    nb, name = _numba_dtype(dtype)
+    return _made(
+        f"c_all_finite_{name}",
+        lambda: cfunc(
+            _all_finite_c,
+            f"c_all_finite_{name}",
+            _sig(nb, "p", "i", ret=types.int64),
+            _kernel=inlined(all_finite),
+        ),
+    )
+
+
+def compile_named(name):
+    """Compile (or load) the C kernel ``name`` of :func:`epoch_kernel`,
+    :func:`forward_kernel` or :func:`all_finite_kernel`; its address."""
+    if name == "c_epoch":
+        return epoch_kernel()
+    if name == "c_forward":
+        return forward_kernel()
+    if name.startswith("c_all_finite_"):
+        return all_finite_kernel(name.removeprefix("c_all_finite_"))
+    raise ValueError(f"no C kernel {name!r}")

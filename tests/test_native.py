@@ -1,0 +1,146 @@
+"""The native cache (``fastnet._native``): a warm process fits and predicts with the
+whole-network kernels' machine code loaded by llvmlite alone, without importing
+Numba, to the same bits as the process that compiled them; and any file it cannot
+trust falls back to Numba instead of crashing the process.
+
+Each case runs in fresh processes with a cache folder of its own.
+"""
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnet import _native, kernels
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the native cache reads ELF objects"
+)
+
+FIT = """
+import sys, numpy as np
+from sklearn.datasets import load_digits
+import fastnet as fn
+X, y = load_digits(return_X_y=True)
+X = X[:{rows}].astype({dtype!r})
+y = y[:{rows}]
+m = fn.MLPClassifier((12, 7), activation={activation!r}, max_iter=4,
+                     random_state=0).fit(X, y)
+p = m.predict_proba(X[::-1] * 0.5)
+reg = fn.MLPRegressor(hidden_layer_sizes=(5,), activation={activation!r},
+                      solver="sgd", max_iter=3, random_state=1).fit(X, y * 0.1)
+r = reg.predict(X[:9])
+print("numba" in sys.modules)
+print(repr(float(m.coefs_[0].sum())), repr(float(m.loss_)), repr(float(p.sum())),
+      p.tobytes().hex()[:64], r.tobytes().hex())
+"""
+
+
+def _run(cache, code, **env):
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NUMBA_CACHE_DIR", "FASTNET_CACHE_DIR")
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**base, "FASTNET_CACHE_DIR": str(cache), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.splitlines()
+
+
+def _objects(cache):
+    return sorted(pathlib.Path(cache).rglob("native-*/*.o"))
+
+
+@pytest.mark.parametrize(
+    ("activation", "dtype"), [("relu", "float64"), ("tanh", "float32")]
+)
+def test_a_warm_process_runs_without_numba_to_the_same_bits(
+    tmp_path, activation, dtype
+):
+    code = FIT.format(rows=300, dtype=dtype, activation=activation)
+    cold = _run(tmp_path, code)
+    assert cold[0] == "True"  # compiled by Numba, which wrote the objects
+    names = {p.stem for p in _objects(tmp_path)}
+    assert {"c_epoch", "c_forward", f"c_all_finite_{dtype}"} <= names
+    warm = _run(tmp_path, code)
+    assert warm[0] == "False"  # every kernel came from the native cache
+    assert warm[1] == cold[1]
+
+
+def test_a_damaged_or_foreign_object_falls_back_to_numba(tmp_path):
+    code = FIT.format(rows=200, dtype="float64", activation="relu")
+    cold = _run(tmp_path, code)
+    objects = {p.stem: p for p in _objects(tmp_path)}
+    # truncated, not an object at all, and one needing a symbol nobody defines
+    # (MCJIT would abort the process on it)
+    data = objects["c_epoch"].read_bytes()
+    objects["c_epoch"].write_bytes(data[: len(data) // 2])
+    objects["c_forward"].write_bytes(b"c_forward\nnot an object")
+    name = "c_relu_bias_act_float64"
+    header, _, obj = objects[name].read_bytes().partition(b"\n")
+    assert obj.count(b"numba_gil_ensure") == 1
+    obj = obj.replace(b"numba_gil_ensure", b"nobody_defines_t")
+    symbol = header.split(b" ")[0]
+    digest = hashlib.sha256(obj).hexdigest().encode()  # a consistent file
+    objects[name].write_bytes(symbol + b" " + digest + b"\n" + obj)
+    again = _run(tmp_path, code)
+    assert again[0] == "True"  # Numba compiled (or loaded) what could not load
+    assert again[1] == cold[1]
+
+
+def test_undefined_symbols_are_read_from_the_object(tmp_path):
+    _run(tmp_path, FIT.format(rows=100, dtype="float64", activation="relu"))
+    objects = {p.stem: p for p in _objects(tmp_path)}
+    header, _, obj = objects["c_epoch"].read_bytes().partition(b"\n")
+    needed = _native._undefined(obj)
+    # Numba's entry to SciPy's BLAS, resolved from Numba's extension module
+    assert "numba_xxgemm" in needed
+    assert header.startswith(b"cfunc.")
+    assert header.split(b" ")[1] == hashlib.sha256(obj).hexdigest().encode()
+    for bad in (b"", b"\x7fELF", b"MZ" + obj[2:]):
+        with pytest.raises(ValueError, match="not an ELF64"):
+            _native._undefined(bad)
+
+
+def test_the_cache_key_changes_with_numbas_code_settings(tmp_path, monkeypatch):
+    code = FIT.format(rows=100, dtype="float64", activation="relu")
+    _run(tmp_path, code)
+    # objects compiled without bounds checks are not what a bounds-checked run
+    # (CI's) loads
+    assert _run(tmp_path, code, NUMBA_BOUNDSCHECK="1")[0] == "True"
+    monkeypatch.delenv("NUMBA_BOUNDSCHECK", raising=False)
+    folders = {_native._Loader().folder}
+    for name, value in [("NUMBA_BOUNDSCHECK", "1"), ("NUMBA_CPU_NAME", "generic"),
+                        ("NUMBA_OPT", "0")]:  # fmt: skip
+        monkeypatch.setenv(name, value)
+        folders.add(_native._Loader().folder)
+    assert len(folders) == 4
+
+
+def test_saves_x_agrees_with_the_activation_registry():
+    want = {n for n, a in kernels.ACTIVATIONS.items() if a.saves == "x"}
+    assert want == _native.SAVES_X
+
+
+def test_all_finite_matches_numpy():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((70_000, 3)).astype(dtype)
+        assert _native.all_finite(x)
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y[rng.integers(0, 70_000), 2] = bad
+            assert not _native.all_finite(y)
+        assert _native.all_finite(x[:0])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _native.all_finite(np.zeros(3, np.int64))
