@@ -139,7 +139,7 @@ def fused_epoch(
             hp[:] = (o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0)
         # the C kernel releases the GIL while it runs (ctypes), as Numba's did
         optimizer.t = run(
-            X_at, T_at, t_row, order.ctypes.data, n, batch, table_at, n_layers,
+            X_at, T_at, t_row, _native.address(order), n, batch, table_at, n_layers,
             dims_at, zs_at, zo_at, ds_at, do_at, xb_at, tb_at, hp_at,
             int(optimizer.t), alpha, l2, grad_scale, loss_scale, losses_at, fns_at,
             int(saves_x), kind_code, item, one_at,

@@ -292,7 +292,12 @@ def forward_names(activation, out_kind, dtype):
     """The C kernels of a forward pass (``kernels.mlp.FORWARD_FNS``; None: none)."""
     d = dtype_name(dtype)
     out = None if out_kind == "identity" else f"c_{out_kind}_output_{d}"
-    return [f"c_{activation}_bias_act_{d}", f"c_identity_bias_act_{d}", out]
+    return [
+        f"c_{activation}_bias_act_{d}",
+        f"c_identity_bias_act_{d}",
+        out,
+        f"c_all_finite_{d}",
+    ]
 
 
 def _addresses(names):
@@ -346,8 +351,8 @@ def epoch_kernel():
 def forward_kernel():
     """``kernels.mlp``'s forward as a C function (its arguments: ``_forward_c``)."""
     if "forward" not in _state:
-        argtypes = [_I] * 8 + [_F] + [_I] * 3
-        _state["forward"] = _function("c_forward", None, argtypes)
+        argtypes = [_I] * 9 + [_F] + [_I] * 3
+        _state["forward"] = _function("c_forward", _I, argtypes)
     return _state["forward"]
 
 
@@ -358,7 +363,21 @@ def all_finite(x):
     fn = _state.get(name)
     if fn is None:
         fn = _state[name] = _function(name, _I, [_I, _I])
-    return bool(fn(x.ctypes.data, x.size))
+    return x.size == 0 or bool(fn(address(x), x.size))
+
+
+_c_char = ctypes.c_char
+_addressof = ctypes.addressof
+
+
+def address(a):
+    """The data address of the C-contiguous array ``a``: through the buffer protocol
+    where ``a`` is writeable and not empty (0.55 us here, against 2.3 us for
+    ``a.ctypes.data``, which a one-row prediction paid three times)."""
+    try:
+        return _addressof(_c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):  # read-only, or empty
+        return a.ctypes.data
 
 
 def dtype_args(dtype):

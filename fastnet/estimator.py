@@ -34,6 +34,7 @@ from sklearn.utils import gen_batches
 
 from . import _native, kernels
 from ._fused import fused_epoch, layer_table, network_dims
+from ._native import address
 from ._sklearn import Interval, StrOptions, validate_data
 from ._sklearn import SkMLPClassifier as _SkClassifier
 from ._sklearn import SkMLPRegressor as _SkRegressor
@@ -565,21 +566,23 @@ class _FastnetMLP:
             and X.shape[0] > 0
             and not hasattr(self, "feature_names_in_")
         )
-        if fast:
-            if check_input and not _native.all_finite(X):
-                fast = False  # the full validation raises scikit-learn's error
-        if not fast:
-            if check_input:
-                X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-            if hasattr(X, "toarray"):
-                X = X.toarray()
-            X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
         # (no guard here: predict, predict_proba and score hold it already, and
         # scikit-learn's early stopping calls this from inside the fit)
+        if fast:
+            with thread_limit(self.n_threads):
+                out = self._compiled_forward(X, self._network(), check=check_input)
+            if out is not None:
+                return out
+            # a NaN or an infinity: the full validation raises scikit-learn's error
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
         with thread_limit(self.n_threads):
             return self._compiled_forward(X, self._network())
 
-    def _compiled_forward(self, X, net):
+    def _compiled_forward(self, X, net, check=False):
         """The whole forward pass in one serial kernel call, with the module path's
         arithmetic: no Python per layer, and no OpenMP threads woken between BLAS
         calls (they contended with OpenBLAS's threads on 2 cores: 24 ms instead of
@@ -588,7 +591,8 @@ class _FastnetMLP:
         Thread-safe: every call writes into arrays of its own (allocated here, a
         fraction of a microsecond for small batches), the weights are only read, and
         the kernel releases the GIL, so concurrent calls run at once. Returns a new
-        array the caller owns.
+        array the caller owns; with ``check``, None where ``X`` holds a NaN or an
+        infinity (the kernel checks it first).
         """
         compiled = net.get("forward")
         kind = self.out_activation_
@@ -612,10 +616,14 @@ class _FastnetMLP:
                 "dtype": (code, item, one.ctypes.data),
                 "run": _native.forward_kernel(),
             }
-            compiled["table_at"] = compiled["table"].ctypes.data
-            compiled["dims_at"] = dims.ctypes.data
-            compiled["fns_at"] = compiled["fns"].ctypes.data
-            compiled["layers"] = table.shape[0]
+            compiled["args"] = (
+                table.ctypes.data,
+                table.shape[0],
+                dims.ctypes.data,
+                compiled["fns"].ctypes.data,
+                compiled["alpha"],
+                *compiled["dtype"],
+            )
             compiled["keep"] += [dims]
         n = X.shape[0]
         if (
@@ -631,13 +639,12 @@ class _FastnetMLP:
         work = np.empty(n * compiled["hidden"], X.dtype)
         out = np.empty((n, compiled["dims"][-1]), X.dtype)
         if n:
-            c = compiled
             # ctypes releases the GIL while the kernel runs: calls run at once
-            c["run"](
-                X.ctypes.data, n, c["table_at"], c["layers"], c["dims_at"],
-                work.ctypes.data, out.ctypes.data, c["fns_at"], c["alpha"],
-                *c["dtype"],
-            )  # fmt: skip
+            finite = compiled["run"](
+                address(X), n, address(work), address(out), check, *compiled["args"]
+            )
+            if not finite:
+                return None
         if kind == "exp":
             np.exp(out, out=out)  # as the module path's output does
         return out

@@ -76,6 +76,8 @@ def _ccall(restype, ll_restype):
 call_void = _ccall(types.void, ir.VoidType())
 #: ``call_f64(address, (arg, ...))``: a C kernel returning a double
 call_f64 = _ccall(types.float64, ir.DoubleType())
+#: ``call_i64(address, (arg, ...))``: a C kernel returning an int64
+call_i64 = _ccall(types.int64, ir.IntType(64))
 
 
 @intrinsic

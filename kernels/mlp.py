@@ -31,7 +31,7 @@ from .. import _native
 from ._config import cfunc, inlined, jit, jit_inline
 from .activations import ACTIVATIONS
 from .blas import gemm_at
-from .ffi import call_f64, call_void, copy_bytes, ptr
+from .ffi import call_f64, call_i64, call_void, copy_bytes, ptr
 from .losses import (
     poisson_exp,
     sigmoid_binary_cross_entropy,
@@ -51,7 +51,7 @@ dtype_args = _native.dtype_args
 #: the epoch's C kernels, in the order of :func:`callbacks`' array
 EPOCH_FNS = ("bias_act", "act_backward", "loss", "update", "sum_sq")
 #: the forward's C kernels, in the order of :func:`forward_callbacks`' array
-FORWARD_FNS = ("bias_act", "bias", "output")
+FORWARD_FNS = ("bias_act", "bias", "output", "all_finite")
 
 # the serial kernels, as plain globals (a call through a tuple item types as Numba's
 # experimental first-class function and warns on every first compilation)
@@ -192,14 +192,19 @@ def epoch(
 
 
 @jit
-def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one):
+def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one, check):
     """``z_l = h_{l-1} W_l + b_l``, ``h_l = f(z_l)`` (in place) for the layers of
     ``table`` (columns W and b of :data:`LAYER_COLUMNS`) on the ``n`` rows at the
     address ``x``, the hidden layers' rows in the workspace at ``work``, the last
     layer's into ``out``, which then goes through the output kernel (0: none); the
     arrays at ``x``, ``work`` and ``out`` are C-contiguous, of the dtype.
     ``fns``: :data:`FORWARD_FNS` (:func:`forward_callbacks`); ``kind``, ``item``,
-    ``one``: the dtype, as for :func:`epoch`."""
+    ``one``: the dtype, as for :func:`epoch`. With ``check``, first the finiteness
+    of ``x`` (the C kernel ``all_finite``): returns 0, computing nothing, where an
+    element is NaN or infinite; else 1 (one call where a one-row prediction paid
+    two)."""
+    if check and call_i64(fns[3], (ptr(x), n * dims[0])) == 0:
+        return 0
     L = table.shape[0]
     zero = one + item
     h = x
@@ -218,6 +223,7 @@ def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one):
             call_void(fns[1], (ptr(z), b, ptr(z), n, d, 0.0))
     if fns[2] != 0:
         call_void(fns[2], (ptr(out), n, dims[L]))
+    return 1
 
 
 # -- the C-callable kernels -------------------------------------------------------
@@ -239,10 +245,11 @@ def _epoch_c(X, T, t_row, order, n, batch, table, L, dims, zs, zo, ds, do, xb, t
                    carray(fns, (5,)), saves_x != 0, kind, item, one)  # fmt: skip
 
 
-def _forward_c(x, n, table, L, dims, work, out, fns, alpha, kind, item, one):
-    """:func:`forward` as a C function (``table``: ``L`` rows of W and b)."""
-    _kernel(x, n, carray(table, (L, 2)), carray(dims, (L + 1,)), work, out,
-            carray(fns, (3,)), alpha, kind, item, one)  # fmt: skip
+def _forward_c(x, n, work, out, check, table, L, dims, fns, alpha, kind, item, one):
+    """:func:`forward` as a C function (``table``: ``L`` rows of W and b); the
+    arguments that change from call to call first."""
+    return _kernel(x, n, carray(table, (L, 2)), carray(dims, (L + 1,)), work, out,
+                   carray(fns, (4,)), alpha, kind, item, one, check != 0)  # fmt: skip
 
 
 def _all_finite_c(x, n):
@@ -477,14 +484,17 @@ def callbacks(activation, loss, optimizer, dtype):
 
 def forward_callbacks(activation, out_kind, dtype):
     """Addresses (int64 array, :data:`FORWARD_FNS`) of the C-callable kernels for
-    :func:`forward`: the bias plus the hidden activation, the last layer's bias, and
-    the output activation (``out_kind`` of :data:`OUT_KINDS`; identity: 0)."""
+    :func:`forward`: the bias plus the hidden activation, the last layer's bias, the
+    output activation (``out_kind`` of :data:`OUT_KINDS`; identity: 0), and the
+    finiteness check."""
     nb, _ = _numba_dtype(dtype)
-    n_act, n_bias, n_out = _native.forward_names(activation, out_kind, dtype)
+    n_act, n_bias, n_out, n_check = _native.forward_names(activation, out_kind, dtype)
     out = [_bias_act(n_act, activation, nb), _bias_act(n_bias, "identity", nb), 0]
     if OUT_KINDS[out_kind]:
         template = _softmax_out_c if out_kind == "softmax" else _logistic_out_c
         out[2] = _made(n_out, lambda: cfunc(template, n_out, _sig(nb, "p", "i", "i")))
+    out.append(all_finite_kernel(dtype))
+    assert _native.lookup(n_check) == out[3]
     return np.array(out, dtype=np.int64)
 
 
@@ -502,8 +512,8 @@ def epoch_kernel():
 
 def forward_kernel():
     """The address of :func:`forward` as a C function (``_forward_c``)."""
-    sig = _sig(types.float64, "i", "i", "l", "i", "l", "i", "i", "l", "f", "i", "i",
-               "i")  # fmt: skip
+    sig = _sig(types.float64, "i", "i", "i", "i", "i", "l", "i", "l", "l", "f", "i",
+               "i", "i", ret=types.int64)  # fmt: skip
     return _made(
         "c_forward",
         lambda: cfunc(_forward_c, "c_forward", sig, _kernel=inlined(forward)),

@@ -144,3 +144,26 @@ def test_all_finite_matches_numpy():
         assert _native.all_finite(x[:0])
     with pytest.raises(TypeError, match="float32 or float64"):
         _native.all_finite(np.zeros(3, np.int64))
+
+
+def test_address_is_the_data_pointer_for_any_contiguous_array():
+    a = np.arange(12.0).reshape(3, 4)
+    readonly = a.copy()
+    readonly.flags.writeable = False
+    for arr in (a, a[1:], readonly, np.empty(0), np.arange(5, dtype=np.int64)):
+        assert _native.address(arr) == arr.ctypes.data
+
+
+def test_a_non_finite_row_is_scikit_learns_error_after_the_fused_check():
+    from sklearn.datasets import load_digits
+
+    import fastnet as fn
+
+    X, y = load_digits(return_X_y=True)
+    m = fn.MLPClassifier((8,), max_iter=2, random_state=0).fit(X[:200], y[:200])
+    for bad in (np.nan, np.inf):
+        row = X[:3].copy()
+        row[1, 5] = bad
+        with pytest.raises(ValueError, match="Input X contains"):
+            m.predict(row)
+    np.testing.assert_array_equal(m.predict(X[:3]), m.predict(X[:3].copy()))
