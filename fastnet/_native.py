@@ -27,6 +27,7 @@ Thread-safe: loading holds a lock; the returned functions are plain C functions.
 """
 
 import ctypes
+import gc
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -300,6 +301,23 @@ def forward_names(activation, out_kind, dtype):
     ]
 
 
+def _mlp():
+    """``fastnet.kernels.mlp``, imported (with Numba) with the garbage collector
+    paused, as ``fastnet.kernels`` imports its names: Numba's import makes some
+    45,000 objects that live until exit, and the collector walked the caller's
+    heap about 100 times while they were made."""
+    if "fastnet.kernels.mlp" in sys.modules:
+        return sys.modules["fastnet.kernels.mlp"]
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from .kernels import mlp
+    finally:
+        if enabled:
+            gc.enable()
+    return mlp
+
+
 def _addresses(names):
     found = [lookup(n) if n is not None else 0 for n in names]
     return None if None in found else np.array(found, np.int64)
@@ -310,9 +328,7 @@ def callbacks(activation, loss, optimizer, dtype):
     all are cached, else compiled (or loaded) by Numba."""
     found = _addresses(epoch_names(activation, loss, optimizer, dtype))
     if found is None:
-        from .kernels import mlp
-
-        found = mlp.callbacks(activation, loss, optimizer, dtype)
+        found = _mlp().callbacks(activation, loss, optimizer, dtype)
     return found
 
 
@@ -320,9 +336,7 @@ def forward_callbacks(activation, out_kind, dtype):
     """:func:`callbacks` for a forward pass."""
     found = _addresses(forward_names(activation, out_kind, dtype))
     if found is None:
-        from .kernels import mlp
-
-        found = mlp.forward_callbacks(activation, out_kind, dtype)
+        found = _mlp().forward_callbacks(activation, out_kind, dtype)
     return found
 
 
@@ -331,9 +345,7 @@ def _function(name, restype, argtypes):
     it runs, as Numba's ``nogil`` kernels do)."""
     address = lookup(name)
     if address is None:
-        from .kernels import mlp
-
-        address = mlp.compile_named(name)  # compiled (or loaded) by Numba
+        address = _mlp().compile_named(name)  # compiled (or loaded) by Numba
     return ctypes.CFUNCTYPE(restype, *argtypes)(address)
 
 
