@@ -29,6 +29,7 @@ Thread-safe: loading holds a lock; the returned functions are plain C functions.
 import ctypes
 import gc
 import hashlib
+import importlib
 import importlib.machinery
 import importlib.util
 import os
@@ -121,6 +122,9 @@ class _Loader:
         self.symbols = {}
         self.engine = None
         self.process = ctypes.CDLL(None)
+        #: names whose file is missing or damaged (not those needing a symbol
+        #: this process lacks: compiling again would give the same file)
+        self.refresh = set()
 
     def _numba_symbols(self):
         if not self.symbols:
@@ -151,9 +155,10 @@ class _Loader:
             header, _, obj = data.partition(b"\n")
             symbol, digest = header.decode().split(" ")
             if hashlib.sha256(obj).hexdigest() != digest:
-                return None  # damaged: LLVM's object reader trusts its input
+                raise ValueError("damaged")  # LLVM's object reader trusts its input
             needed = _undefined(obj)
         except (OSError, ValueError, struct.error):
+            self.refresh.add(name)
             return None
         addresses = {}
         for needed_name in needed:
@@ -245,6 +250,19 @@ def lookup(name):
     return address
 
 
+def refresh(name):
+    """Whether the C kernel ``name``, which :func:`lookup` did not find, should be
+    compiled afresh rather than loaded from Numba's cache: its file is missing or
+    damaged, and only a fresh compilation has the object code to write it again
+    (Numba discards it after a load from its own cache)."""
+    loader = _state.get("loader")
+    return (
+        loader is not None
+        and name in loader.refresh
+        and sys.platform.startswith("linux")
+    )
+
+
 def save(name, compiled):
     """Keep the C kernel ``compiled`` (a Numba ``CFunc`` just compiled) under
     ``name``: its address for this process and, when Numba has its fresh object code
@@ -306,16 +324,15 @@ def _mlp():
     paused, as ``fastnet.kernels`` imports its names: Numba's import makes some
     45,000 objects that live until exit, and the collector walked the caller's
     heap about 100 times while they were made."""
-    if "fastnet.kernels.mlp" in sys.modules:
-        return sys.modules["fastnet.kernels.mlp"]
+    # import_module, not a look-up in sys.modules: a module is listed there while
+    # another thread is still importing it, and import_module waits for that
     enabled = gc.isenabled()
     gc.disable()
     try:
-        from .kernels import mlp
+        return importlib.import_module("fastnet.kernels.mlp")
     finally:
         if enabled:
             gc.enable()
-    return mlp
 
 
 def _addresses(names):

@@ -19,6 +19,7 @@ import functools
 import gc
 import hashlib
 import os
+import threading
 import types
 
 import numba
@@ -138,15 +139,31 @@ def _clone(func, name, consts):
     return clone
 
 
+_fresh = threading.local()
+
+
+@contextlib.contextmanager
+def fresh_compilation():
+    """:func:`cfunc` calls in this thread during the block compile afresh, without
+    Numba's cache (which would load the kernel without its object code)."""
+    _fresh.on = True
+    try:
+        yield
+    finally:
+        _fresh.on = False
+
+
 def cfunc(func, name, signature, **consts):
     """A C-callable copy of ``func`` (Numba ``cfunc``) named ``name``, with
-    ``consts`` bound as globals, compiled now (or loaded from the kernel cache).
-    Its ``address`` is what :mod:`.ffi` calls."""
+    ``consts`` bound as globals, compiled now (or loaded from the kernel cache,
+    except inside :func:`fresh_compilation`). Its ``address`` is what :mod:`.ffi`
+    calls."""
     options = {k: v for k, v in OPTIONS.items() if k != "cache"}
     options["fastmath"] = set(FASTMATH)
     clone = _clone(func, name, consts)
     compiled = CFunc(clone, (signature.args, signature.return_type), {}, options)
-    attach(compiled)
+    if not getattr(_fresh, "on", False):
+        attach(compiled)
     with collector_paused():
         compiled.compile()
     return compiled

@@ -28,7 +28,7 @@ import numpy as np
 from numba import carray, types
 
 from .. import _native
-from ._config import cfunc, inlined, jit, jit_inline
+from ._config import cfunc, fresh_compilation, inlined, jit, jit_inline
 from .activations import ACTIVATIONS
 from .blas import gemm_at
 from .ffi import call_f64, call_i64, call_void, copy_bytes, ptr
@@ -388,7 +388,11 @@ def _made(name, make):
     the native cache after a fresh compilation)."""
     address = _native.lookup(name)
     if address is None:
-        compiled = make()
+        if _native.refresh(name):  # its file is missing or damaged: write it again
+            with fresh_compilation():
+                compiled = make()
+        else:
+            compiled = make()
         # kept: its address is valid while it lives; where two threads compile one
         # kernel at once, the first stored is the one every caller gets
         _CFUNCS.setdefault(name, compiled)

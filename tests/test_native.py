@@ -98,6 +98,50 @@ def test_a_damaged_or_foreign_object_falls_back_to_numba(tmp_path):
     assert again[1] == cold[1]
 
 
+def test_a_missing_or_damaged_object_is_written_again(tmp_path):
+    # Numba's own cache still holds these kernels, but loads them without their
+    # object code: they compile afresh once, and the next process is Numba-free
+    code = FIT.format(rows=150, dtype="float64", activation="relu")
+    cold = _run(tmp_path, code)
+    objects = {p.stem: p for p in _objects(tmp_path)}
+    objects["c_epoch"].unlink()
+    objects["c_forward"].write_bytes(b"garbage")
+    assert _run(tmp_path, code) == ["True", cold[1]]
+    assert _run(tmp_path, code) == ["False", cold[1]]
+
+
+RACE = """
+import threading, numpy as np, fastnet as fn
+m = fn.load({path!r})
+rng = np.random.default_rng(0)
+parts = [rng.standard_normal((40, 64)) * 8 for _ in range(6)]
+out = [None] * 6
+def go(i):
+    out[i] = m.predict_proba(parts[i])
+threads = [threading.Thread(target=go, args=(i,)) for i in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+for i in range(6):
+    np.testing.assert_array_equal(out[i], m.predict_proba(parts[i]))
+print("ok")
+"""
+
+
+def test_threads_predicting_first_in_a_process_with_an_empty_cache(tmp_path):
+    # the first prediction in a process imports Numba and compiles the forward's
+    # kernels; several threads at once once saw a half-imported module
+    path = tmp_path / "model.npz"
+    fit = (
+        "import fastnet as fn\nfrom sklearn.datasets import load_digits\n"
+        "X, y = load_digits(return_X_y=True)\n"
+        "fn.save(fn.MLPClassifier((9,), max_iter=3, random_state=0).fit(X, y), "
+        f"{str(path)!r})\nprint('saved')"
+    )
+    assert _run(tmp_path / "fit", fit) == ["saved"]
+    for run in range(3):  # a new empty cache each time
+        assert _run(tmp_path / f"race{run}", RACE.format(path=str(path))) == ["ok"]
+
+
 def test_undefined_symbols_are_read_from_the_object(tmp_path):
     _run(tmp_path, FIT.format(rows=100, dtype="float64", activation="relu"))
     objects = {p.stem: p for p in _objects(tmp_path)}
