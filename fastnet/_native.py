@@ -27,7 +27,6 @@ Thread-safe: loading holds a lock; the returned functions are plain C functions.
 """
 
 import ctypes
-import gc
 import hashlib
 import importlib
 import importlib.machinery
@@ -321,18 +320,11 @@ def forward_names(activation, out_kind, dtype):
 
 def _mlp():
     """``fastnet.kernels.mlp``, imported (with Numba) with the garbage collector
-    paused, as ``fastnet.kernels`` imports its names: Numba's import makes some
-    45,000 objects that live until exit, and the collector walked the caller's
-    heap about 100 times while they were made."""
-    # import_module, not a look-up in sys.modules: a module is listed there while
-    # another thread is still importing it, and import_module waits for that
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return importlib.import_module("fastnet.kernels.mlp")
-    finally:
-        if enabled:
-            gc.enable()
+    paused (``fastnet._import``, which also waits for another thread's import of
+    it: a module listed in ``sys.modules`` may still be half-imported)."""
+    from . import _import
+
+    return _import("kernels.mlp")
 
 
 def _addresses(names):

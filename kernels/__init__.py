@@ -14,8 +14,7 @@ still import without Numba (an estimator whose kernels load from the native cach
 ``fastnet._native``, never imports it).
 """
 
-import gc
-import importlib
+from .. import _import
 
 #: public name -> (submodule, its name there)
 _LAZY = {
@@ -69,15 +68,8 @@ def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, attr = _LAZY[name]
-    # paused collector: Numba's import and the dispatchers are some 45,000 objects
-    # that live until exit (see fastnet._import)
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-    finally:
-        if enabled:
-            gc.enable()
+    # with the collector paused, as fastnet's own lazy names (fastnet._import)
+    value = getattr(_import(f"kernels.{module}"), attr)
     globals()[name] = value  # later look-ups skip this function
     return value
 
