@@ -704,6 +704,35 @@ def _bench(args):
     return _bench.main(quick=args.quick)
 
 
+def _compile(args):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from . import _precompile
+
+    _work_begins()
+    start = time.perf_counter()
+
+    def each(name, seconds):
+        if args.verbose:
+            print(f"{name:<48} {seconds:6.2f} s", flush=True)
+
+    try:
+        compiled, cached, folder = _precompile.precompile(args.jobs, each)
+    except (RuntimeError, BrokenProcessPool) as exc:
+        raise CliError(_one_line(exc)) from None
+    took = time.perf_counter() - start
+    if compiled:
+        jobs = min(args.jobs or _precompile.default_jobs(), len(compiled))
+        also = f"; {cached} were cached already" if cached else ""
+        print(
+            f"compiled {len(compiled)} kernels in {took:.1f} s with {jobs} "
+            f"process{'es' * (jobs != 1)}{also} (cache: {folder})"
+        )
+    else:
+        print(f"all {cached} kernels are compiled already (cache: {folder})")
+    return 0
+
+
 # -- arguments -------------------------------------------------------------------------
 def _hidden(text):
     try:
@@ -860,6 +889,21 @@ def build_parser():
         "--quick", action="store_true", help="5 repetitions of short samples, not 11"
     )
     b.set_defaults(func=_bench)
+    c = sub.add_parser(
+        "compile",
+        help="compile every kernel ahead of time, so that no later fit waits for "
+        "the compiler",
+        formatter_class=fmt,
+    )
+    c.add_argument(
+        "--jobs",
+        type=_positive(int),
+        help="worker processes (default: the cores this process may use)",
+    )
+    c.add_argument(
+        "-v", "--verbose", action="store_true", help="each kernel's compile time"
+    )
+    c.set_defaults(func=_compile)
     return p
 
 

@@ -22,6 +22,7 @@ runs is plain machine code, which ``fastnet._native`` keeps as object files and
 loads in later processes without Numba.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -420,15 +421,51 @@ def _numba_dtype(dtype):
 
 
 def _bias_act(name, activation, nb):
-    return _made(
+    return lambda: cfunc(
+        _bias_act_c,
         name,
-        lambda: cfunc(
-            _bias_act_c,
-            name,
-            _sig(nb, "p", "p", "p", "i", "i", "f"),
-            _kernel=inlined(ACTIVATIONS[activation].bias_forward[0]),
-        ),
+        _sig(nb, "p", "p", "p", "i", "i", "f"),
+        _kernel=inlined(ACTIVATIONS[activation].bias_forward[0]),
     )
+
+
+def _epoch_makers(activation, loss, optimizer, dtype):
+    """``(name, make)`` of each of a setting's epoch C kernels (the order of
+    :data:`EPOCH_FNS`); ``make()`` compiles it."""
+    nb, _ = _numba_dtype(dtype)
+    act = ACTIVATIONS[activation]
+    kernel, template = LOSSES[loss]
+    target = "l" if template is _loss_labels_c else "p"
+    n_act, n_back, n_loss, n_update, n_sq = names = _native.epoch_names(
+        activation, loss, optimizer, dtype
+    )
+    makes = [
+        _bias_act(n_act, activation, nb),
+        lambda: cfunc(
+            _act_backward_c,
+            n_back,
+            _sig(nb, "p", "p", "p", "p", "i", "i", "f"),
+            _kernel=inlined(act.bias_backward[0]),
+        ),
+        lambda: cfunc(
+            template,
+            n_loss,
+            _sig(nb, "p", "p", target, "p", "p", "i", "i", "f", ret=types.float64),
+            _kernel=inlined(kernel),
+        ),
+        lambda: cfunc(
+            OPTIMIZERS[optimizer],
+            n_update,
+            _sig(nb, "p", "p", "p", "p", "i", "i", "i", "i", "h", "f"),
+        ),
+        lambda: cfunc(
+            _sum_sq_c,
+            n_sq,
+            _sig(nb, "p", "i", ret=types.float64),
+            _kernel=inlined(sum_squares),
+        ),
+    ]
+    return list(zip(names, makes, strict=True))
 
 
 def callbacks(activation, loss, optimizer, dtype):
@@ -438,52 +475,26 @@ def callbacks(activation, loss, optimizer, dtype):
     and its gradient's scale and bias gradient after), the optimizer's update, and
     the sum of squares. Each is compiled (or loaded from a cache) on first use in a
     process; their names are ``fastnet._native.epoch_names``."""
-    nb, _ = _numba_dtype(dtype)
-    act = ACTIVATIONS[activation]
-    kernel, template = LOSSES[loss]
-    target = "l" if template is _loss_labels_c else "p"
-    n_act, n_back, n_loss, n_update, n_sq = _native.epoch_names(
-        activation, loss, optimizer, dtype
-    )
-    out = [
+    makers = _epoch_makers(activation, loss, optimizer, dtype)
+    return np.array([_made(name, make) for name, make in makers], dtype=np.int64)
+
+
+def _forward_makers(activation, out_kind, dtype):
+    """``(name, make)`` of each of a forward pass's C kernels (the order of
+    :data:`FORWARD_FNS`; ``(None, None)`` for an identity output)."""
+    nb, d = _numba_dtype(dtype)
+    n_act, n_bias, n_out, _ = names = _native.forward_names(activation, out_kind, dtype)
+    out = None
+    if OUT_KINDS[out_kind]:
+        template = _softmax_out_c if out_kind == "softmax" else _logistic_out_c
+        out = lambda: cfunc(template, n_out, _sig(nb, "p", "i", "i"))  # noqa: E731
+    makes = [
         _bias_act(n_act, activation, nb),
-        _made(
-            n_back,
-            lambda: cfunc(
-                _act_backward_c,
-                n_back,
-                _sig(nb, "p", "p", "p", "p", "i", "i", "f"),
-                _kernel=inlined(act.bias_backward[0]),
-            ),
-        ),
-        _made(
-            n_loss,
-            lambda: cfunc(
-                template,
-                n_loss,
-                _sig(nb, "p", "p", target, "p", "p", "i", "i", "f", ret=types.float64),
-                _kernel=inlined(kernel),
-            ),
-        ),
-        _made(
-            n_update,
-            lambda: cfunc(
-                OPTIMIZERS[optimizer],
-                n_update,
-                _sig(nb, "p", "p", "p", "p", "i", "i", "i", "i", "h", "f"),
-            ),
-        ),
-        _made(
-            n_sq,
-            lambda: cfunc(
-                _sum_sq_c,
-                n_sq,
-                _sig(nb, "p", "i", ret=types.float64),
-                _kernel=inlined(sum_squares),
-            ),
-        ),
+        _bias_act(n_bias, "identity", nb),
+        out,
+        _all_finite_maker(d),
     ]
-    return np.array(out, dtype=np.int64)
+    return list(zip(names, makes, strict=True))
 
 
 def forward_callbacks(activation, out_kind, dtype):
@@ -491,14 +502,8 @@ def forward_callbacks(activation, out_kind, dtype):
     :func:`forward`: the bias plus the hidden activation, the last layer's bias, the
     output activation (``out_kind`` of :data:`OUT_KINDS`; identity: 0), and the
     finiteness check."""
-    nb, _ = _numba_dtype(dtype)
-    n_act, n_bias, n_out, n_check = _native.forward_names(activation, out_kind, dtype)
-    out = [_bias_act(n_act, activation, nb), _bias_act(n_bias, "identity", nb), 0]
-    if OUT_KINDS[out_kind]:
-        template = _softmax_out_c if out_kind == "softmax" else _logistic_out_c
-        out[2] = _made(n_out, lambda: cfunc(template, n_out, _sig(nb, "p", "i", "i")))
-    out.append(all_finite_kernel(dtype))
-    assert _native.lookup(n_check) == out[3]
+    makers = _forward_makers(activation, out_kind, dtype)
+    out = [_made(name, make) if make else 0 for name, make in makers]
     return np.array(out, dtype=np.int64)
 
 
@@ -524,28 +529,50 @@ def forward_kernel():
     )
 
 
-def all_finite_kernel(dtype):
-    """The address of ``all_finite`` for ``dtype`` as a C function
-    (``_all_finite_c``)."""
-    nb, name = _numba_dtype(dtype)
-    return _made(
-        f"c_all_finite_{name}",
-        lambda: cfunc(
-            _all_finite_c,
-            f"c_all_finite_{name}",
-            _sig(nb, "p", "i", ret=types.int64),
-            _kernel=inlined(all_finite),
-        ),
+def _all_finite_maker(d):
+    name = f"c_all_finite_{d}"
+    nb = types.float32 if d == "float32" else types.float64
+    return lambda: cfunc(
+        _all_finite_c,
+        name,
+        _sig(nb, "p", "i", ret=types.int64),
+        _kernel=inlined(all_finite),
     )
 
 
+def all_finite_kernel(dtype):
+    """The address of ``all_finite`` for ``dtype`` as a C function
+    (``_all_finite_c``)."""
+    _, name = _numba_dtype(dtype)
+    return _made(f"c_all_finite_{name}", _all_finite_maker(name))
+
+
+@functools.cache
+def makers():
+    """``{name: make}`` for every C kernel of this module: the epoch and the
+    forward, and each setting's kernels for every activation of
+    :data:`ACTIVATIONS`, every loss, optimizer, output and dtype (what
+    ``fastnet compile`` compiles ahead of time)."""
+    found = {}
+    for dtype in ("float32", "float64"):
+        for activation in ACTIVATIONS:
+            for loss in LOSSES:
+                for optimizer in OPTIMIZERS:
+                    found.update(_epoch_makers(activation, loss, optimizer, dtype))
+            for out_kind in OUT_KINDS:
+                found.update(_forward_makers(activation, out_kind, dtype))
+    found.pop(None, None)
+    found["c_epoch"] = epoch_kernel
+    found["c_forward"] = forward_kernel
+    return found
+
+
 def compile_named(name):
-    """Compile (or load) the C kernel ``name`` of :func:`epoch_kernel`,
-    :func:`forward_kernel` or :func:`all_finite_kernel`; its address."""
-    if name == "c_epoch":
-        return epoch_kernel()
-    if name == "c_forward":
-        return forward_kernel()
-    if name.startswith("c_all_finite_"):
-        return all_finite_kernel(name.removeprefix("c_all_finite_"))
-    raise ValueError(f"no C kernel {name!r}")
+    """Compile (or load) the C kernel ``name`` (a key of :func:`makers`); its
+    address."""
+    make = makers().get(name)
+    if make is None:
+        raise ValueError(f"no C kernel {name!r}")
+    if name in ("c_epoch", "c_forward"):
+        return make()
+    return _made(name, make)

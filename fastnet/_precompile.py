@@ -1,0 +1,109 @@
+"""``fastnet compile``: every C kernel of the estimators' and the Trainer's compiled
+paths, compiled ahead of time into the native cache.
+
+A first fit compiles only what its setting needs, on first use (``fastnet._native``
+then keeps it for later processes). A new setting (another activation, loss,
+optimizer or dtype) therefore pays Numba's import and start (about 1 s on a
+2-core machine) and its own few kernels. Where that matters (a notebook that tries
+several settings, an image built once and started often, a shared machine), one
+``fastnet compile`` makes every later process warm for every setting: an ``adam`` or
+``sgd`` fit and every prediction then run without importing Numba at all.
+
+What it compiles: :func:`kernels.mlp.makers` (the epoch and the forward, and for
+each activation, loss, optimizer, output and dtype their small kernels). Kernels the
+cache holds already are left alone; a missing or damaged file is compiled again.
+The work is shared between ``jobs`` worker processes (``spawn``ed: each imports
+Numba once and compiles one kernel after another, the longest first); Numba's
+compiler holds the GIL, so threads would not run two compilations at once. Every
+file is written atomically, so several ``fastnet compile`` runs, or fits, at once
+are safe; an interrupted run keeps what it finished.
+
+Not covered: the ``lbfgs`` solver and the module-by-module path (``Linear`` and
+the other modules' kernels), which go through Numba's own cache as before.
+"""
+
+import concurrent.futures
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+
+from . import _native
+
+#: the kernel that takes longest to compile, scheduled first
+_FIRST = ("c_epoch", "c_forward")
+
+
+def kernel_names():
+    """The names of every C kernel ``fastnet compile`` compiles (this imports
+    Numba and ``fastnet.kernels.mlp``, without compiling anything)."""
+    names = sorted(_native._mlp().makers())
+    return [n for n in _FIRST if n in names] + [n for n in names if n not in _FIRST]
+
+
+def _compile_one(name):
+    """In a worker process: compile (or load) the kernel ``name``; its name and the
+    seconds it took (the worker's first also pays for importing Numba)."""
+    start = time.perf_counter()
+    _native._mlp().compile_named(name)
+    return name, time.perf_counter() - start
+
+
+def default_jobs():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_writable():
+    """A ``RuntimeError`` now, not after the compilation, where the native cache's
+    folder cannot be written."""
+    loader = _native._loader()
+    if loader is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        os.makedirs(loader.folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=loader.folder, suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise RuntimeError(
+            f"the kernel cache {loader.folder} cannot be written: {exc.strerror or exc}"
+        ) from None
+
+
+def precompile(jobs=None, each=None):
+    """Compile every kernel of :func:`kernel_names` that the native cache lacks,
+    in ``jobs`` worker processes (default: :func:`default_jobs`); ``each(name,
+    seconds)`` is called as each one finishes.
+
+    Returns ``(compiled, cached, folder)``: the names compiled now, the number found
+    in the cache already, and the cache's folder. A ``RuntimeError`` names any
+    kernel the cache still lacks afterwards (Linux, where the native cache is
+    written; elsewhere Numba's own cache keeps them)."""
+    if jobs is None:
+        jobs = default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int):
+        raise TypeError(f"jobs must be an int, got {type(jobs).__name__}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    _check_writable()  # before Numba's import, which warns about it too
+    names = kernel_names()
+    missing = [n for n in names if _native.lookup(n) is None]
+    if missing:
+        context = multiprocessing.get_context("spawn")
+        workers = min(jobs, len(missing))
+        with concurrent.futures.ProcessPoolExecutor(workers, context) as pool:
+            for name, seconds in pool.map(_compile_one, missing):
+                if each is not None:
+                    each(name, seconds)
+        if sys.platform.startswith("linux"):
+            lacking = [n for n in missing if _native.lookup(n) is None]
+            if lacking:
+                raise RuntimeError(
+                    f"{len(lacking)} kernels were compiled but could not be cached "
+                    f"in {_native.cache_dir()} (first: {lacking[0]}); is it writable?"
+                )
+    return missing, len(names) - len(missing), _native.cache_dir()
