@@ -11,7 +11,9 @@ times (median, min-max):
   script with scikit-learn's ``MLPClassifier``;
 - a new setting's first fit after a warm default fit (another activation, solver,
   dtype, estimator class): the extra time over the warm default fit's process;
-- ``fastnet train`` cold and warm.
+- ``fastnet train`` cold and warm;
+- ``fastnet compile`` on an empty cache, then the default fit and each new
+  setting's extra time after it.
 
 Every cold run gets its own empty ``FASTNET_CACHE_DIR``; the warm runs reuse it.
 """
@@ -97,6 +99,16 @@ def main():
             env = {**base, "FASTNET_CACHE_DIR": os.path.join(tmp, f"train{run}")}
             add("fastnet train, cold cache", timed([fastnet_cmd, "train"], env))
             add("fastnet train, warm cache", timed([fastnet_cmd, "train"], env))
+            env = {**base, "FASTNET_CACHE_DIR": os.path.join(tmp, f"aot{run}")}
+            add(
+                "fastnet compile, empty cache",
+                timed([fastnet_cmd, "compile"], env),
+            )
+            warm = timed([py, "-c", FIT, "fastnet", "default"], env)
+            add("after fastnet compile: digits fit", warm)
+            for setting in ("tanh", "sgd", "float32", "regressor"):
+                new = timed([py, "-c", FIT, "fastnet", setting], env)
+                add(f"  after compile, {setting}: extra over default", new - warm)
     print(f"fresh processes, {args.runs} runs each: median (min-max)")
     for name, values in rows.items():
         print(f"| {name} | {summary(values)} |")
