@@ -10,7 +10,9 @@ times (median, min-max):
   kernel cache (cold) and again with the cache it left (warm), beside the same
   script with scikit-learn's ``MLPClassifier``;
 - a new setting's first fit after a warm default fit (another activation, solver,
-  dtype, estimator class): the extra time over the warm default fit's process;
+  dtype, estimator class): the extra time over the warm default fit's process (which
+  includes the setting's own training time: tanh trains longer than relu), and over
+  the same setting's second, warm, process (the time spent compiling alone);
 - ``fastnet train`` cold and warm;
 - ``fastnet compile`` on an empty cache, then the default fit and each new
   setting's extra time after it.
@@ -95,7 +97,11 @@ def main():
             add("fastnet: digits fit, warm cache", warm)
             for setting in ("tanh", "sgd", "float32", "regressor"):
                 new = timed([py, "-c", FIT, "fastnet", setting], env)
+                again = timed([py, "-c", FIT, "fastnet", setting], env)
                 add(f"  new setting {setting}: extra over warm default", new - warm)
+                add(
+                    f"  new setting {setting}: extra over its own warm run", new - again
+                )
             env = {**base, "FASTNET_CACHE_DIR": os.path.join(tmp, f"train{run}")}
             add("fastnet train, cold cache", timed([fastnet_cmd, "train"], env))
             add("fastnet train, warm cache", timed([fastnet_cmd, "train"], env))
@@ -108,7 +114,9 @@ def main():
             add("after fastnet compile: digits fit", warm)
             for setting in ("tanh", "sgd", "float32", "regressor"):
                 new = timed([py, "-c", FIT, "fastnet", setting], env)
+                again = timed([py, "-c", FIT, "fastnet", setting], env)
                 add(f"  after compile, {setting}: extra over default", new - warm)
+                add(f"  after compile, {setting}: over its own 2nd run", new - again)
     print(f"fresh processes, {args.runs} runs each: median (min-max)")
     for name, values in rows.items():
         print(f"| {name} | {summary(values)} |")
