@@ -7,6 +7,7 @@ module-level ``__getattr__`` below.
 
 import gc
 import importlib
+import sys
 
 from ._version import __version__ as __version__
 
@@ -74,6 +75,12 @@ def __getattr__(name):
         module = name
     else:
         raise AttributeError(f"module 'fastnet' has no attribute {name!r}")
+    if module == "estimator" and f"{__name__}.estimator" not in sys.modules:
+        # a fit is coming: with a cold kernel cache, a helper process starts
+        # compiling while scikit-learn imports (fastnet._native)
+        from . import _native
+
+        _native.compile_in_background()
     imported = _import(module)
     value = imported if module == name else getattr(imported, name)
     globals()[name] = value  # later look-ups skip this function

@@ -34,8 +34,10 @@ import importlib.util
 import os
 import pathlib
 import struct
+import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -276,6 +278,97 @@ def save(name, compiled):
     return _ADDRESSES[name]
 
 
+# -- a background compilation for a cold cache -----------------------------------------
+#: what a background helper compiles: the epoch (the longest compilation, a third
+#: of a cold default fit's), then a float64 classifier's prediction kernels; the
+#: process that started it compiles its setting's epoch kernels meanwhile
+BACKGROUND = (
+    "c_epoch",
+    "c_forward",
+    "c_identity_bias_act_float64",
+    "c_softmax_output_float64",
+    "c_all_finite_float64",
+)
+#: the longest a process waits for a background compilation of one kernel
+WAIT_S = 120.0
+
+
+def compile_in_background(names=BACKGROUND):
+    """Start compiling the C kernels ``names`` that the native cache lacks in a
+    helper process (``python -m fastnet._background``), once per process.
+
+    Called where a fit is coming (the estimators' first import, ``fastnet train``)
+    and before the slow imports: with an empty cache the helper compiles while this
+    process imports scikit-learn and reads its data, and then compiles the rest of
+    its setting's kernels itself, side by side with the helper, on a second core.
+    Numba's compiler holds the GIL, so only a second process runs two compilations
+    at once. A kernel the helper owns is then waited for (:func:`wait_for`), not
+    compiled twice; where the helper fails, this process compiles it as before.
+
+    Nothing happens where the cache holds them all, off Linux (no native cache),
+    or with ``FASTNET_BACKGROUND_COMPILE=0``. Helpers of several processes sharing
+    a cache folder take turns (a lock file), so each kernel compiles once."""
+    if "background" in _state:
+        return
+    with _lock:
+        if "background" in _state:
+            return
+        _state["background"] = None
+        if (
+            os.environ.get("FASTNET_BACKGROUND_COMPILE", "1") == "0"
+            or not sys.platform.startswith("linux")
+            or not sys.executable
+        ):
+            return
+        loader = _loader()
+        if loader is None:
+            return
+        missing = [n for n in names if not os.path.exists(loader.path(n))]
+        if not missing:
+            return
+        try:
+            os.makedirs(loader.folder, exist_ok=True)
+            helper = subprocess.Popen(
+                [sys.executable, "-m", "fastnet._background", *missing],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:  # a folder that cannot be written, no interpreter to run
+            return
+        _state["background"] = (os.getpid(), helper, frozenset(missing))
+
+
+def _helper_for(name):
+    """This process's background helper, where it compiles ``name``; else None."""
+    started = _state.get("background")
+    if started and started[0] == os.getpid() and name in started[2]:
+        return started[1]
+    return None
+
+
+def in_background(name):
+    """Whether a background helper of this process compiles ``name``."""
+    return _helper_for(name) is not None
+
+
+def wait_for(name):
+    """The address of ``name`` once the background helper has written it; None
+    where no helper compiles it, the helper ended without it, or it took longer
+    than :data:`WAIT_S` (the caller then compiles it)."""
+    helper = _helper_for(name)
+    if helper is None:
+        return None
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        address = lookup(name)
+        if address is not None:
+            return address
+        if helper.poll() is not None or time.monotonic() > deadline:
+            return lookup(name)
+        time.sleep(0.005)
+
+
 # -- the whole-network kernels' names and calls ---------------------------------------
 #: columns of the epoch's layer table: addresses of each layer's weights, bias,
 #: their gradients, and the optimizer's first and second slot for each (0: none)
@@ -352,7 +445,7 @@ def forward_callbacks(activation, out_kind, dtype):
 def _function(name, restype, argtypes):
     """The C kernel ``name`` as a ``ctypes`` function (which releases the GIL while
     it runs, as Numba's ``nogil`` kernels do)."""
-    address = lookup(name)
+    address = lookup(name) or wait_for(name)
     if address is None:
         address = _mlp().compile_named(name)  # compiled (or loaded) by Numba
     return ctypes.CFUNCTYPE(restype, *argtypes)(address)

@@ -238,7 +238,11 @@ def _first_missing(table, frame):
 
 # -- train -----------------------------------------------------------------------------
 def _train(args):
+    from . import _native
     from .prepare import Preparation, TabularModel, check_numbers, column_kinds
+
+    # with a cold kernel cache, a helper process compiles while the data loads
+    _native.compile_in_background()
 
     say = print
     _check_outputs(args)

@@ -389,6 +389,8 @@ def _made(name, make):
     the native cache after a fresh compilation)."""
     address = _native.lookup(name)
     if address is None:
+        address = _native.wait_for(name)  # a background helper's, where it has one
+    if address is None:
         if _native.refresh(name):  # its file is missing or damaged: write it again
             with fresh_compilation():
                 compiled = make()
@@ -475,8 +477,22 @@ def callbacks(activation, loss, optimizer, dtype):
     and its gradient's scale and bias gradient after), the optimizer's update, and
     the sum of squares. Each is compiled (or loaded from a cache) on first use in a
     process; their names are ``fastnet._native.epoch_names``."""
-    makers = _epoch_makers(activation, loss, optimizer, dtype)
-    return np.array([_made(name, make) for name, make in makers], dtype=np.int64)
+    return _made_all(_epoch_makers(activation, loss, optimizer, dtype))
+
+
+def _made_all(makers):
+    """:func:`_made` of each ``(name, make)`` (a None name: 0), as an int64 array;
+    a background helper's kernels last, so that this process compiles its own
+    while the helper finishes them."""
+    out = np.zeros(len(makers), dtype=np.int64)
+    order = sorted(
+        range(len(makers)), key=lambda i: _native.in_background(makers[i][0])
+    )
+    for i in order:
+        name, make = makers[i]
+        if name is not None:
+            out[i] = _made(name, make)
+    return out
 
 
 def _forward_makers(activation, out_kind, dtype):
@@ -502,9 +518,7 @@ def forward_callbacks(activation, out_kind, dtype):
     :func:`forward`: the bias plus the hidden activation, the last layer's bias, the
     output activation (``out_kind`` of :data:`OUT_KINDS`; identity: 0), and the
     finiteness check."""
-    makers = _forward_makers(activation, out_kind, dtype)
-    out = [_made(name, make) if make else 0 for name, make in makers]
-    return np.array(out, dtype=np.int64)
+    return _made_all(_forward_makers(activation, out_kind, dtype))
 
 
 def epoch_kernel():

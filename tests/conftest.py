@@ -1,3 +1,11 @@
+import os
+
+# A cold cache's background compilation (fastnet._native.compile_in_background) is
+# off in the suite, whose processes would otherwise find kernels compiled by another
+# process at a time that depends on the machine's load; tests/test_background.py
+# turns it on where it is the subject.
+os.environ["FASTNET_BACKGROUND_COMPILE"] = "0"
+
 import numba
 import numpy as np
 import pytest
