@@ -75,15 +75,21 @@ def __getattr__(name):
         module = name
     else:
         raise AttributeError(f"module 'fastnet' has no attribute {name!r}")
-    if module == "estimator" and f"{__name__}.estimator" not in sys.modules:
-        # a fit is coming: with a cold kernel cache, a helper process starts
-        # compiling while scikit-learn imports (fastnet._native)
-        from . import _native
-
-        _native.compile_in_background()
-    imported = _import(module)
-    value = imported if module == name else getattr(imported, name)
-    globals()[name] = value  # later look-ups skip this function
+    # one pause for all of it: the first allocation after the collector resumes
+    # may start a collection
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if module == "estimator" and f"{__name__}.estimator" not in sys.modules:
+            # a fit is coming: with a cold kernel cache, a helper process starts
+            # compiling while scikit-learn imports (fastnet._native)
+            _import("_native").compile_in_background()
+        imported = _import(module)
+        value = imported if module == name else getattr(imported, name)
+        globals()[name] = value  # later look-ups skip this function
+    finally:
+        if enabled:
+            gc.enable()
     return value
 
 
