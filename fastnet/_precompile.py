@@ -12,9 +12,10 @@ several settings, an image built once and started often, a shared machine), one
 What it compiles: :func:`kernels.mlp.makers` (the epoch and the forward, and for
 each activation, loss, optimizer, output and dtype their small kernels). Kernels the
 cache holds already are left alone; a missing or damaged file is compiled again.
-The work is shared between ``jobs`` worker processes (``spawn``ed: each imports
-Numba once and compiles one kernel after another, the longest first); Numba's
-compiler holds the GIL, so threads would not run two compilations at once. Every
+The work is shared between ``jobs`` worker processes (``python -m
+fastnet._precompile``: each imports Numba once and compiles one kernel after another,
+the longest first); Numba's compiler holds the GIL, so threads would not run two
+compilations at once. Every
 file is written atomically, so several ``fastnet compile`` runs, or fits, at once
 are safe; an interrupted run keeps what it finished.
 
@@ -22,12 +23,14 @@ Not covered: the ``lbfgs`` solver and the module-by-module path (``Linear`` and
 the other modules' kernels), which go through Numba's own cache as before.
 """
 
-import concurrent.futures
-import multiprocessing
+import contextlib
 import os
+import selectors
+import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 from . import _native
 
@@ -40,14 +43,6 @@ def kernel_names():
     Numba and ``fastnet.kernels.mlp``, without compiling anything)."""
     names = sorted(_native._mlp().makers())
     return [n for n in _FIRST if n in names] + [n for n in names if n not in _FIRST]
-
-
-def _compile_one(name):
-    """In a worker process: compile (or load) the kernel ``name``; its name and the
-    seconds it took (the worker's first also pays for importing Numba)."""
-    start = time.perf_counter()
-    _native._mlp().compile_named(name)
-    return name, time.perf_counter() - start
 
 
 def default_jobs():
@@ -89,16 +84,13 @@ def precompile(jobs=None, each=None):
         raise TypeError(f"jobs must be an int, got {type(jobs).__name__}")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    _check_writable()  # before Numba's import, which warns about it too
-    names = kernel_names()
+    with warnings.catch_warnings():  # an unwritable cache: the error below says it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        names = kernel_names()
     missing = [n for n in names if _native.lookup(n) is None]
     if missing:
-        context = multiprocessing.get_context("spawn")
-        workers = min(jobs, len(missing))
-        with concurrent.futures.ProcessPoolExecutor(workers, context) as pool:
-            for name, seconds in pool.map(_compile_one, missing):
-                if each is not None:
-                    each(name, seconds)
+        _check_writable()
+        _run_workers(missing, min(jobs, len(missing)), each)
         if sys.platform.startswith("linux"):
             lacking = [n for n in missing if _native.lookup(n) is None]
             if lacking:
@@ -107,3 +99,83 @@ def precompile(jobs=None, each=None):
                     f"in {_native.cache_dir()} (first: {lacking[0]}); is it writable?"
                 )
     return missing, len(names) - len(missing), _native.cache_dir()
+
+
+def _run_workers(names, jobs, each):
+    """Compile ``names`` in ``jobs`` worker processes, handing each worker its next
+    kernel as it reports the last one done (the longest first, so they end close
+    together). Workers are ended, whatever happens here (an interruption included),
+    before this returns; their error output is kept out of the terminal and the
+    last line of a failed worker's is in the ``RuntimeError``."""
+    queue = list(names)
+    workers = []
+    selector = selectors.DefaultSelector()
+
+    def give(worker):
+        if queue:
+            worker.stdin.write(queue.pop(0) + "\n")
+            worker.stdin.flush()
+        else:
+            worker.stdin.close()
+
+    try:
+        for _ in range(jobs):
+            errors = tempfile.TemporaryFile("w+")
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "fastnet._precompile"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+            worker.errors = errors
+            workers.append(worker)
+            selector.register(worker.stdout, selectors.EVENT_READ, worker)
+            give(worker)
+        running = len(workers)
+        while running:
+            for key, _ in selector.select():
+                worker = key.data
+                line = worker.stdout.readline()
+                if line:
+                    name, seconds = line.split()
+                    if each is not None:
+                        each(name, float(seconds))
+                    give(worker)
+                    continue
+                selector.unregister(worker.stdout)
+                running -= 1
+                if worker.wait() != 0:
+                    worker.errors.seek(0)
+                    said = worker.errors.read().strip().splitlines() or ["no output"]
+                    raise RuntimeError(
+                        f"a compiling process failed (exit {worker.returncode}): "
+                        f"{said[-1]}"
+                    )
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
+            worker.errors.close()
+            for stream in (worker.stdin, worker.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+        selector.close()
+
+
+def _worker():
+    """A worker of :func:`_run_workers`: compiles each kernel named on a line of its
+    standard input, and says ``name seconds`` on a line when it is done."""
+    mlp = None
+    for line in sys.stdin:
+        name = line.strip()
+        start = time.perf_counter()
+        if _native.lookup(name) is None:
+            mlp = mlp or _native._mlp()
+            mlp.compile_named(name)
+        print(name, f"{time.perf_counter() - start:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    _worker()

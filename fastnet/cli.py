@@ -709,8 +709,6 @@ def _bench(args):
 
 
 def _compile(args):
-    from concurrent.futures.process import BrokenProcessPool
-
     from . import _precompile
 
     _work_begins()
@@ -722,7 +720,7 @@ def _compile(args):
 
     try:
         compiled, cached, folder = _precompile.precompile(args.jobs, each)
-    except (RuntimeError, BrokenProcessPool) as exc:
+    except RuntimeError as exc:
         raise CliError(_one_line(exc)) from None
     took = time.perf_counter() - start
     if compiled:

@@ -8,6 +8,7 @@ Each case runs the command in fresh processes with a cache folder of its own.
 import itertools
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -166,3 +167,54 @@ def test_precompile_checks_jobs():
         _precompile.precompile(2.0)
     with pytest.raises(TypeError, match="int"):
         _precompile.precompile(True)
+
+
+def _workers_of(cache):
+    """The pids of live ``fastnet._precompile`` workers compiling into ``cache``."""
+    found = []
+    for proc in pathlib.Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"fastnet._precompile" in cmdline and str(cache).encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("group", [False, False, True])
+def test_an_interrupt_ends_the_workers_and_a_second_run_finishes(tmp_path, group):
+    """SIGINT to the command alone, or to its process group (a terminal's Ctrl-C):
+    one line, exit 130, no worker left; kernels finished stay."""
+    command = subprocess.Popen(
+        [sys.executable, "-m", "fastnet.cli", "compile", "--jobs", "2", "-v"],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    first = command.stdout.readline()  # a kernel is done: the workers are busy
+    assert first.split()[0] == "c_epoch" or first.split()[0] == "c_forward"
+    assert len(_workers_of(tmp_path)) == 2
+    if group:
+        os.killpg(command.pid, signal.SIGINT)
+    else:
+        command.send_signal(signal.SIGINT)
+    _, err = command.communicate(timeout=60)
+    assert command.returncode == 130
+    assert err.splitlines() == ["fastnet: interrupted"]
+    assert _workers_of(tmp_path) == []
+    done = len(_objects(tmp_path))
+    assert done >= 1
+    again = _fastnet(tmp_path, "compile")
+    assert again.returncode == 0, again.stderr
+    assert "were cached already" in again.stdout
+    assert len(_objects(tmp_path)) == len(_native_names())
+
+
+def _native_names():
+    from fastnet import _precompile
+
+    return _precompile.kernel_names()
