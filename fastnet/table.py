@@ -161,12 +161,20 @@ def sniff(lines):
 
 def _decimal(rows, sep):
     """``","`` when the file writes numbers with decimal commas (only possible when
-    the comma is not the delimiter): most cells that are not plain numbers are."""
+    the comma is not the delimiter): some column holds only numbers (and missing
+    cells), at least one of them with a decimal comma. Column by column: text
+    columns, however many, do not outvote a column of numbers."""
     if sep == ",":
         return "."
-    cells = [c for r in rows for c in r if c.strip() and not _is_number(c)]
-    commas = sum(bool(_DECIMAL_COMMA.match(c)) for c in cells)
-    return "," if cells and commas > len(cells) / 2 else "."
+    missing = set(MISSING)
+    for j in range(max((len(r) for r in rows), default=0)):
+        cells = [r[j].strip() for r in rows if j < len(r)]
+        cells = [c for c in cells if c not in missing]
+        if any(_DECIMAL_COMMA.match(c) for c in cells) and all(
+            _numberish(c) for c in cells
+        ):
+            return ","
+    return "."
 
 
 def _is_number(cell):

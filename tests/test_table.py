@@ -145,3 +145,17 @@ def test_chunks_read_the_same_table(tmp_path, monkeypatch):
 
     prep = Preparation(["b"], [], ["b"])
     assert set(prep.cells(pieces)["b"]) == set(prep.cells(whole)["b"]) == {"1", "x"}
+
+
+def test_decimal_commas_beside_more_text_cells_than_numbers(tmp_path):
+    """A new-user trial's file: one column of decimal-comma numbers (a missing
+    cell and a whole number among them) beside two text columns, which hold more
+    cells than it; the comma is still the decimal mark."""
+    rows = [["alpha", "colour", "label"]]
+    rows += [[f"{50 + i},{i % 10}5", ["red", "blue"][i % 2], "yes"] for i in range(6)]
+    rows += [["", "red", "no"], ["48", "blue", "no"]]
+    t = read_table(write(tmp_path / "eu.csv", rows, ";"))
+    assert t.sep == ";" and t.header
+    expected = [50.05, 51.15, 52.25, 53.35, 54.45, 55.55, np.nan, 48.0]
+    np.testing.assert_array_equal(t.frame["alpha"], expected)
+    assert t.frame["colour"].tolist()[:2] == ["red", "blue"]
