@@ -89,6 +89,15 @@ def main():
     def add(name, value):
         rows.setdefault(name, []).append(value)
 
+    def new_settings(env, warm, over_default, over_itself):
+        """Each new setting's first fit, over the default's warm fit ``warm`` and
+        over its own second process."""
+        for setting in ("tanh", "sgd", "float32", "regressor"):
+            new = timed([py, "-c", FIT, "fastnet", setting], env)
+            again = timed([py, "-c", FIT, "fastnet", setting], env)
+            add(over_default.format(setting), new - warm)
+            add(over_itself.format(setting), new - again)
+
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         for run in range(args.runs):
@@ -110,13 +119,12 @@ def main():
             )
             warm = timed([py, "-c", FIT, "fastnet", "default"], env)
             add("fastnet: digits fit, warm cache", warm)
-            for setting in ("tanh", "sgd", "float32", "regressor"):
-                new = timed([py, "-c", FIT, "fastnet", setting], env)
-                again = timed([py, "-c", FIT, "fastnet", setting], env)
-                add(f"  new setting {setting}: extra over warm default", new - warm)
-                add(
-                    f"  new setting {setting}: extra over its own warm run", new - again
-                )
+            new_settings(
+                env,
+                warm,
+                "  new setting {}: extra over warm default",
+                "  new setting {}: extra over its own warm run",
+            )
             env = {**base, "FASTNET_CACHE_DIR": os.path.join(tmp, f"train{run}")}
             add("fastnet train, cold cache", timed([fastnet_cmd, "train"], env))
             add("fastnet train, warm cache", timed([fastnet_cmd, "train"], env))
@@ -127,11 +135,12 @@ def main():
             )
             warm = timed([py, "-c", FIT, "fastnet", "default"], env)
             add("after fastnet compile: digits fit", warm)
-            for setting in ("tanh", "sgd", "float32", "regressor"):
-                new = timed([py, "-c", FIT, "fastnet", setting], env)
-                again = timed([py, "-c", FIT, "fastnet", setting], env)
-                add(f"  after compile, {setting}: extra over default", new - warm)
-                add(f"  after compile, {setting}: over its own 2nd run", new - again)
+            new_settings(
+                env,
+                warm,
+                "  after compile, {}: extra over default",
+                "  after compile, {}: over its own 2nd run",
+            )
     print(f"fresh processes, {args.runs} runs each: median (min-max)")
     for name, values in rows.items():
         print(f"| {name} | {summary(values)} |")

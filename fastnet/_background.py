@@ -24,8 +24,7 @@ def main(names):
     with open(os.path.join(loader.folder, "background.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for name in names:
-            if _native.lookup(name) is None:
-                _native._mlp().compile_named(name)
+            _native.ensure(name)
     return 0
 
 

@@ -445,10 +445,14 @@ def forward_callbacks(activation, out_kind, dtype):
 def _function(name, restype, argtypes):
     """The C kernel ``name`` as a ``ctypes`` function (which releases the GIL while
     it runs, as Numba's ``nogil`` kernels do)."""
-    address = lookup(name) or wait_for(name)
-    if address is None:
-        address = _mlp().compile_named(name)  # compiled (or loaded) by Numba
-    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+    return ctypes.CFUNCTYPE(restype, *argtypes)(ensure(name))
+
+
+def ensure(name):
+    """The address of the C kernel ``name`` (a ``kernels.mlp.makers`` name): from
+    this process or the native cache, from this process's background helper, else
+    compiled (or loaded) by Numba, which is imported only then."""
+    return lookup(name) or wait_for(name) or _mlp().compile_named(name)
 
 
 _I, _F = ctypes.c_int64, ctypes.c_double

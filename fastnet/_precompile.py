@@ -74,8 +74,9 @@ def precompile(jobs=None, each=None):
     in ``jobs`` worker processes (default: :func:`default_jobs`); ``each(name,
     seconds)`` is called as each one finishes.
 
-    Returns ``(compiled, cached, folder)``: the names compiled now, the number found
-    in the cache already, and the cache's folder. A ``RuntimeError`` names any
+    Returns ``(compiled, cached, workers, folder)``: the names compiled now, the
+    number found in the cache already, the worker processes used, and the cache's
+    folder. A ``RuntimeError`` names any
     kernel the cache still lacks afterwards (Linux, where the native cache is
     written; elsewhere Numba's own cache keeps them)."""
     if jobs is None:
@@ -88,9 +89,10 @@ def precompile(jobs=None, each=None):
         warnings.simplefilter("ignore", RuntimeWarning)
         names = kernel_names()
     missing = [n for n in names if _native.lookup(n) is None]
+    workers = min(jobs, len(missing))
     if missing:
         _check_writable()
-        _run_workers(missing, min(jobs, len(missing)), each)
+        _run_workers(missing, workers, each)
         if sys.platform.startswith("linux"):
             lacking = [n for n in missing if _native.lookup(n) is None]
             if lacking:
@@ -98,7 +100,7 @@ def precompile(jobs=None, each=None):
                     f"{len(lacking)} kernels were compiled but could not be cached "
                     f"in {_native.cache_dir()} (first: {lacking[0]}); is it writable?"
                 )
-    return missing, len(names) - len(missing), _native.cache_dir()
+    return missing, len(names) - len(missing), workers, _native.cache_dir()
 
 
 def _run_workers(names, jobs, each):
@@ -167,13 +169,10 @@ def _run_workers(names, jobs, each):
 def _worker():
     """A worker of :func:`_run_workers`: compiles each kernel named on a line of its
     standard input, and says ``name seconds`` on a line when it is done."""
-    mlp = None
     for line in sys.stdin:
         name = line.strip()
         start = time.perf_counter()
-        if _native.lookup(name) is None:
-            mlp = mlp or _native._mlp()
-            mlp.compile_named(name)
+        _native.ensure(name)
         print(name, f"{time.perf_counter() - start:.3f}", flush=True)
 
 

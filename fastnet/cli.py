@@ -719,12 +719,11 @@ def _compile(args):
             print(f"{name:<48} {seconds:6.2f} s", flush=True)
 
     try:
-        compiled, cached, folder = _precompile.precompile(args.jobs, each)
+        compiled, cached, jobs, folder = _precompile.precompile(args.jobs, each)
     except RuntimeError as exc:
         raise CliError(_one_line(exc)) from None
     took = time.perf_counter() - start
     if compiled:
-        jobs = min(args.jobs or _precompile.default_jobs(), len(compiled))
         also = f"; {cached} were cached already" if cached else ""
         print(
             f"compiled {len(compiled)} kernels in {took:.1f} s with {jobs} "

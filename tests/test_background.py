@@ -8,7 +8,6 @@ processes with a cache folder of their own.
 """
 
 import fcntl
-import os
 import pathlib
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from fastnet import _native
+from tests.processes import fresh_env
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native cache is Linux-only"
@@ -39,16 +39,7 @@ PREDICT = "print(m.predict_proba(X[::7]).tobytes().hex())"
 
 
 def _env(cache, background):
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NUMBA_CACHE_DIR", "FASTNET_CACHE_DIR")
-    }
-    return {
-        **base,
-        "FASTNET_CACHE_DIR": str(cache),
-        "FASTNET_BACKGROUND_COMPILE": "1" if background else "0",
-    }
+    return fresh_env(cache, FASTNET_BACKGROUND_COMPILE="1" if background else "0")
 
 
 def _run(cmd, cache, background):

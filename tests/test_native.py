@@ -7,7 +7,6 @@ Each case runs in fresh processes with a cache folder of its own.
 """
 
 import hashlib
-import os
 import pathlib
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from fastnet import _native, kernels
+from tests.processes import fresh_env
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native cache reads ELF objects"
@@ -41,14 +41,9 @@ print(repr(float(m.coefs_[0].sum())), repr(float(m.loss_)), repr(float(p.sum()))
 
 
 def _run(cache, code, **env):
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NUMBA_CACHE_DIR", "FASTNET_CACHE_DIR")
-    }
     run = subprocess.run(
         [sys.executable, "-c", code],
-        env={**base, "FASTNET_CACHE_DIR": str(cache), **env},
+        env=fresh_env(cache, **env),
         capture_output=True,
         text=True,
         timeout=600,

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from fastnet import _native, kernels
+from tests.processes import fresh_env
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native cache is Linux-only"
@@ -44,12 +45,7 @@ print(" ".join(o.tobytes().hex() for o in out))
 
 
 def _env(cache):
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NUMBA_CACHE_DIR", "FASTNET_CACHE_DIR")
-    }
-    return {**base, "FASTNET_CACHE_DIR": str(cache)}
+    return fresh_env(cache)
 
 
 def _fastnet(cache, *args):
