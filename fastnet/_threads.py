@@ -4,8 +4,6 @@ import contextlib
 import sys
 import threading
 
-from threadpoolctl import threadpool_limits
-
 from ._checks import check_positive_int
 
 
@@ -38,7 +36,48 @@ def resolve_threads(n_threads):
 # thread. Threads that limit BLAS at the same time share one limit: the first sets
 # it, the last restores it (each saving and restoring on its own could leave BLAS
 # at another thread's limit forever, depending on the order they finish in).
-_blas = {"lock": threading.Lock(), "users": 0, "limiter": None}
+# "libraries": threadpoolctl's controllers of the BLAS libraries loaded, found once
+# (finding them walks every loaded library: 2.9 ms, which a one-row prediction with
+# n_threads set paid on every call) and again after an import, which may load one
+# (``modules``: how many modules were imported when they were found).
+_blas = {"lock": threading.Lock(), "users": 0, "saved": [], "libraries": None,
+         "modules": -1}  # fmt: skip
+
+
+def _blas_libraries():
+    """threadpoolctl's controllers of the BLAS libraries in this process (call with
+    the lock held). SciPy's BLAS, which the kernels call, is imported first, so it
+    is among them even before the first kernel has run."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    if _blas["modules"] != len(sys.modules):
+        found = ThreadpoolController().select(user_api="blas").lib_controllers
+        _blas["libraries"] = found
+        _blas["modules"] = len(sys.modules)
+    return _blas["libraries"]
+
+
+def _set_blas_threads(settings):
+    """Give each library of ``(library controller, count)`` its thread count, from
+    whichever thread (call with the lock held).
+
+    Since threadpoolctl 3.8, setting OpenBLAS's (process-wide) count makes the
+    calling thread the only one whose settings take effect, silently, until it
+    gives that up: a limit set by one predicting thread and restored by another
+    would stay, and every other thread's limit would do nothing. fastnet's own
+    users take turns under the lock, so each setting takes that control and gives
+    it back.
+    """
+    from threadpoolctl import OpenBLASController
+
+    release = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+    for lib, count in settings:
+        lib.set_num_threads(count)
+    if release is not None:
+        release()
 
 
 _NO_LIMIT = contextlib.nullcontext()
@@ -70,7 +109,9 @@ def _limited(n_threads):
     numba.set_num_threads(n)
     with _blas["lock"]:
         if _blas["users"] == 0:
-            _blas["limiter"] = threadpool_limits(limits=n)
+            libraries = _blas_libraries()
+            _blas["saved"] = [(lib, lib.get_num_threads()) for lib in libraries]
+            _set_blas_threads([(lib, n) for lib in libraries])
         _blas["users"] += 1
     try:
         yield
@@ -78,8 +119,8 @@ def _limited(n_threads):
         with _blas["lock"]:
             _blas["users"] -= 1
             if _blas["users"] == 0:
-                _blas["limiter"].restore_original_limits()
-                _blas["limiter"] = None
+                _set_blas_threads(_blas["saved"])
+                _blas["saved"] = []
         numba.set_num_threads(before)
 
 

@@ -1,9 +1,12 @@
-"""kernels.blas.gemm against NumPy: every transpose, alpha/beta, thin shapes."""
+"""kernels.blas.gemm against NumPy: every transpose, alpha/beta, thin shapes (one
+row or one column of the result: BLAS ``?gemv``), and gemm_at against gemm."""
 
 import numpy as np
 import pytest
+from numba import njit
 
-from fastnet.kernels.blas import gemm
+from fastnet._native import dtype_args
+from fastnet.kernels.blas import gemm, gemm_at
 
 from ..conftest import assert_close
 
@@ -26,3 +29,25 @@ def test_gemm_equals_numpy(dtype, rng, trans_a, trans_b, mkn):
     out = c0.copy()
     gemm(a, b, out, -0.5, 2.0, trans_a, trans_b)
     assert_close(out, -0.5 * (A @ B) + 2.0 * c0, dtype, scale=k)
+
+
+@njit
+def _gemm_at(kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
+    return gemm_at(kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("mkn", [(1, 9, 6), (6, 9, 1), (1, 5, 1), (7, 3, 5)])
+def test_gemm_at_equals_gemm_bit_for_bit(dtype, rng, trans_a, trans_b, mkn):
+    m, k, n = mkn
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    want = np.full((m, n), np.nan, dtype)
+    gemm(a, b, want, 1.0, 0.0, trans_a, trans_b)
+    kind, _, one = dtype_args(np.dtype(dtype))  # BLAS letter code; the numbers 1, 0
+    got = np.full((m, n), np.nan, dtype)
+    alpha, beta = one.ctypes.data, one.ctypes.data + one.itemsize
+    args = (a.ctypes.data, b.ctypes.data, got.ctypes.data, m, n, k, alpha, beta)
+    assert _gemm_at(kind, *args, trans_a, trans_b) == 0
+    np.testing.assert_array_equal(got, want)
