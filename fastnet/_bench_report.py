@@ -5,7 +5,8 @@ and allocate (not timed), then a calibration picks how many calls make one sampl
 (samples of at least ``target`` seconds, so microsecond calls are not lost in the
 clock's resolution). Then each repetition times one sample of every entry, in an
 order rotated by one and reversed every other repetition, so no entry always runs
-first, last or after the same neighbour. fastnet's time divided by a peer's in the
+first, last or after the same neighbour, and each sample starts after a pause
+(:data:`SETTLE`). fastnet's time divided by a peer's in the
 same repetition is one ratio; the table gives the median (min-max) of those ratios
 for every fastnet entry against every peer, and each entry's median (min-max) time
 per call.
@@ -31,6 +32,15 @@ SHARED = (
     "(fastnet's time over a peer's, within each repetition), not the absolute "
     "times, are the result."
 )
+
+
+#: seconds of rest before each timed sample. A BLAS or OpenMP pool spins for a
+#: while after its work (OpenBLAS about 2^28 cycles, some 0.1 s), and on two cores
+#: the previous entry's spinning threads take the next entry's second core: fastnet's
+#: 784-256-128-10 epoch right after NumPy's GEMM floor took 291-345 ms (5 runs)
+#: against 182-250 ms after this pause (fastnet and NumPy have separate OpenBLAS
+#: pools: SciPy's and NumPy's own).
+SETTLE = 0.2
 
 
 def _sample(fn, number):
@@ -61,8 +71,9 @@ def _order(names, rep):
     return order[::-1] if rep % 2 else order
 
 
-def measure(peers, repeats, target):
-    """``name -> [seconds per call in repetition i]``; warm-up excluded."""
+def measure(peers, repeats, target, settle=SETTLE):
+    """``name -> [seconds per call in repetition i]``; warm-up excluded; ``settle``
+    seconds of rest before each sample."""
     names = list(peers)
     for fn in peers.values():
         fn()  # warm-up: compilation, first allocations
@@ -70,6 +81,7 @@ def measure(peers, repeats, target):
     times = {name: [0.0] * repeats for name in names}
     for rep in range(repeats):
         for name in _order(names, rep):
+            time.sleep(settle)
             times[name][rep] = _sample(peers[name], numbers[name])
     return times
 
@@ -142,10 +154,11 @@ def header(repeats, torch):
         f"- Threads: {THREADS} for every library (numba.set_num_threads, BLAS "
         "through threadpoolctl, torch.set_num_threads)",
         f"- Repetitions: {repeats}, interleaved: each runs every entry once, in an "
-        "order rotated and reversed between repetitions; compilation and warm-up "
-        "excluded. Times are per call, median (min-max) over repetitions; ratios "
-        "are fastnet / peer per repetition, median (min-max); below 1 means "
-        "fastnet is faster.",
+        "order rotated and reversed between repetitions, each sample after "
+        f"{SETTLE} s of rest (the previous entry's BLAS threads spin for a while); "
+        "compilation and warm-up excluded. Times are per call, median (min-max) "
+        "over repetitions; ratios are fastnet / peer per repetition, median "
+        "(min-max); below 1 means fastnet is faster.",
         f"- {SHARED}",
     ]
 
@@ -212,7 +225,7 @@ def report(quick=False, tiny=False):
     print("\n".join(header(repeats, torch)), end="\n\n")
     with same_threads(torch):
         for title, build in _bench.workloads(tiny=tiny).items():
-            times = measure(build(), repeats, target)
+            times = measure(build(), repeats, target, 0.0 if tiny else SETTLE)
             print("\n".join(table(title, times)))
             sys.stdout.flush()
         if not tiny:

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from fastnet import _bench
-from fastnet._bench_report import _order, ratios
+from fastnet import _bench, _bench_report
+from fastnet._bench_report import _order, measure, ratios
 
 RATIO = re.compile(r"^\d+\.\d\d \(\d+\.\d\d-\d+\.\d\d\)$")
 
@@ -88,6 +88,17 @@ def test_order_rotates_and_alternates():
     assert {o[-1] for o in orders} == set(names)
     before_b = {o[o.index("b") - 1] for o in orders if o.index("b")}
     assert before_b == {"a", "c"}  # not always after the same neighbour
+
+
+def test_every_sample_starts_after_a_rest(monkeypatch):
+    events = []
+    monkeypatch.setattr(_bench_report.time, "sleep", lambda s: events.append(s))
+    peers = {name: (lambda name=name: events.append(name)) for name in "abc"}
+    times = measure(peers, repeats=2, target=0.0, settle=0.25)
+    assert set(times) == set("abc") and all(len(v) == 2 for v in times.values())
+    timed = events[events.index(0.25) :]  # after the warm-up and calibration calls
+    order = _order(list("abc"), 0) + _order(list("abc"), 1)
+    assert timed == [x for name in order for x in (0.25, name)]
 
 
 def test_gemm_floor_does_one_step_of_products_on_normal_numbers():
