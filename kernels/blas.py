@@ -1,10 +1,24 @@
 """Direct BLAS ``?gemm`` calls from compiled kernels, on row-major arrays.
 
 A product whose result is one row or one column goes to ``?gemv`` instead, as
-Numba's own ``np.dot`` does: OpenBLAS's ``?gemm`` packs the whole other operand
-first (measured on an AMD EPYC with SciPy's OpenBLAS 0.3.30: a one-row float32
-``predict_proba`` through 784-256-128-10 took 192 us with ``sgemm``, 35 us with
-``sgemv``; 1x784 by 784x256 alone, 143 against 15 us).
+Numba's own ``np.dot`` does, and so does each row of a result of up to
+:data:`GEMV_ROWS` rows: OpenBLAS's ``?gemm`` packs the whole other operand first.
+Measured on an AMD EPYC with SciPy's OpenBLAS 0.3.30, float32 ``predict_proba``
+through 784-256-128-10, the minimum of 5 runs of 200 calls:
+
+========  ==========  =============
+rows      ``?gemm``   ``?gemv`` rows
+========  ==========  =============
+1         192 us      35 us
+2         191 us      52 us
+4         141 us      81 us
+6         182 us      111 us
+8         140 us      141 us
+========  ==========  =============
+
+1x784 by 784x256 alone: 143 us in ``sgemm``, 15 us in ``sgemv``. Beyond 6 rows
+``?gemm`` is as fast or faster, also for narrow layers (64-128-64-10: 8 rows 32 us
+with ``?gemm``, 39 us row by row).
 
 ``np.dot`` inside ``@njit`` reaches SciPy's BLAS too, but compiles shape checks
 and error-message formatting into every kernel that uses it (measured: about 4 s of
@@ -12,8 +26,8 @@ a cold first fit went to compiling ``np.dot``'s lowering and its messages), and 
 has no ``alpha`` / ``beta``. These kernels call Numba's own C entry point to SciPy's
 ``?gemm`` and ``?gemv`` (``numba_xxgemm``, ``numba_xxgemv``: what ``np.dot``
 itself calls, so the results are the same bits and the cache works as for any
-kernel) with the scaling and transposes
-given, so ``C = alpha A B + beta C`` accumulates without an extra pass.
+kernel) with the scaling and transposes given, so ``C = alpha A B + beta C``
+accumulates without an extra pass.
 
 Callers check shapes, dtypes and C-contiguity: BLAS reads and writes exactly the
 extents it is given.
@@ -51,51 +65,71 @@ def _numba_xxgemv(context, builder):
     return cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemv")
 
 
-def _call_product(context, builder, kind, trans_a, trans_b, m, n, k, alpha, a, b,
-                  beta, out):  # fmt: skip
+#: up to this many rows of ``out`` (``a`` not transposed), one ``?gemv`` per row
+#: instead of ``?gemm`` (:func:`_call_product`)
+GEMV_ROWS = 6
+
+
+def _call_product(context, builder, kind, item, trans_a, trans_b, m, n, k, alpha, a,
+                  b, beta, out):  # fmt: skip
     r"""Emit row-major ``out (m, n) = alpha op(a) op(b) + beta out`` (every operand
     C-contiguous; ``trans_*`` LLVM booleans, sizes ``intp``, the rest ``void*``,
     ``alpha`` and ``beta`` pointing at scalars of the dtype of BLAS letter code
-    ``kind``, an ``i8``) and return BLAS's status.
+    ``kind``, an ``i8``, of ``item`` bytes) and return BLAS's status.
 
-    ``?gemv`` where ``out`` is one row (``m = 1``: ``out = op(b)^T op(a)^T``, the
-    vector ``op(a)`` contiguous whether transposed or not) or one column (``n = 1``:
-    ``out = op(a) op(b)``, the vector ``op(b)`` contiguous likewise), else ``?gemm``.
-    A row-major ``(r, c)`` matrix is BLAS's column-major ``(c, r)`` with leading
-    dimension ``c``, so a row-major operand not transposed is BLAS's ``'t'`` case
-    when it is the matrix of ``?gemv``'s ``op(A) x``.
+    ``?gemv`` where ``out`` is one column (``n = 1``: ``out = op(a) op(b)``, the
+    vector ``op(b)`` contiguous whether transposed or not); one ``?gemv`` per row
+    where ``out`` has one row, or up to :data:`GEMV_ROWS` with ``a`` not transposed
+    (row ``i``: ``out_i^T = op(b)^T a_i^T``); else ``?gemm``. A row-major ``(r, c)``
+    matrix is BLAS's column-major ``(c, r)`` with leading dimension ``c``, so a
+    row-major operand not transposed is BLAS's ``'t'`` case when it is the matrix
+    of ``?gemv``'s ``op(A) x``.
+
+    Row by row, each row of ``out`` is the same bits whatever the other rows (up to
+    :data:`GEMV_ROWS`): a row predicted alone equals it predicted in a small batch.
     """
     intp = context.get_value_type(types.intp)
     one = ir.Constant(intp, 1)
     lda = builder.select(trans_a, m, k)  # a's row length
     ldb = builder.select(trans_b, k, n)  # b's row length
-    status = cgutils.alloca_once(builder, ir.IntType(32))
-    row = builder.icmp_signed("==", m, one)
-    column = builder.icmp_signed("==", n, one)
+    status = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(32), 0))
+    column = builder.and_(
+        builder.icmp_signed("==", n, one), builder.icmp_signed("!=", m, one)
+    )
+    few = builder.icmp_signed("<=", m, ir.Constant(intp, GEMV_ROWS))
+    by_rows = builder.or_(
+        builder.icmp_signed("==", m, one), builder.and_(few, builder.not_(trans_a))
+    )
     gemv = _numba_xxgemv(context, builder)
-    with builder.if_else(builder.or_(row, column)) as (vector, matrix):
-        with vector:
-            with builder.if_else(row) as (on_row, on_column):
-                with on_row:  # out^T (n) = op(b)^T (n, k) op(a)^T (k)
+    with builder.if_else(column) as (on_column, other):
+        with on_column:  # out (m) = op(a) (m, k) op(b) (k)
+            # a row-major (m, k) = BLAS (k, m): 't'; a^T: BLAS (m, k), 'n'
+            rows = builder.select(trans_a, m, k)
+            cols = builder.select(trans_a, k, m)
+            flag = _trans(builder, builder.not_(trans_a))
+            call_args = (kind, flag, rows, cols, alpha, a, lda, b, beta, out)
+            builder.store(builder.call(gemv, call_args), status)
+        with other:
+            with builder.if_else(by_rows) as (on_rows, matrix):
+                with on_rows:  # out_i^T (n) = op(b)^T (n, k) a_i^T (k)
                     # b row-major (k, n) = BLAS (n, k): 'n'; b^T: BLAS (k, n), 't'
                     rows = builder.select(trans_b, k, n)
                     cols = builder.select(trans_b, n, k)
-                    call_args = (kind, _trans(builder, trans_b), rows, cols, alpha,
-                                 b, ldb, a, beta, out)  # fmt: skip
-                    builder.store(builder.call(gemv, call_args), status)
-                with on_column:  # out (m) = op(a) (m, k) op(b) (k)
-                    # a row-major (m, k) = BLAS (k, m): 't'; a^T: BLAS (m, k), 'n'
-                    rows = builder.select(trans_a, m, k)
-                    cols = builder.select(trans_a, k, m)
-                    flag = _trans(builder, builder.not_(trans_a))
-                    call_args = (kind, flag, rows, cols, alpha, a, lda, b, beta, out)
-                    builder.store(builder.call(gemv, call_args), status)
-        with matrix:
-            # row-major out = op(a) op(b) is column-major out^T = op(b)^T op(a)^T
-            call_args = (kind, _trans(builder, trans_b), _trans(builder, trans_a),
-                         n, m, k, alpha, b, ldb, a, lda, beta, out, n)  # fmt: skip
-            gemm = _numba_xxgemm(context, builder)
-            builder.store(builder.call(gemm, call_args), status)
+                    flag = _trans(builder, trans_b)
+                    with cgutils.for_range(builder, m) as loop:
+                        i = loop.index
+                        x = builder.gep(a, [builder.mul(i, builder.mul(lda, item))])
+                        y = builder.gep(out, [builder.mul(i, builder.mul(n, item))])
+                        call_args = (kind, flag, rows, cols, alpha, b, ldb, x, beta, y)
+                        done = builder.call(gemv, call_args)
+                        builder.store(builder.or_(builder.load(status), done), status)
+                with matrix:
+                    # row-major out = op(a) op(b): column-major out^T = op(b)^T op(a)^T
+                    call_args = (kind, _trans(builder, trans_b),
+                                 _trans(builder, trans_a), n, m, k, alpha, b, ldb, a,
+                                 lda, beta, out, n)  # fmt: skip
+                    gemm = _numba_xxgemm(context, builder)
+                    builder.store(builder.call(gemm, call_args), status)
     return builder.load(status)
 
 
@@ -131,8 +165,9 @@ def _product(typingctx, trans_a, trans_b, m, n, k, alpha, a, b, beta, out):
             array = context.make_array(tys[i])(context, builder, args[i])
             return builder.bitcast(array.data, _VOIDP)
 
+        item = ir.Constant(context.get_value_type(types.intp), dtype.bitwidth // 8)
         return _call_product(
-            context, builder, ir.Constant(_CHAR, kind), on(0), on(1), size(2),
+            context, builder, ir.Constant(_CHAR, kind), item, on(0), on(1), size(2),
             size(3), size(4), scalar(5), data(6), data(7), scalar(8), data(9),
         )  # fmt: skip
 
@@ -147,7 +182,7 @@ def gemm(a, b, out, alpha, beta, trans_a, trans_b):
     one dtype. ``beta = 0`` overwrites ``out`` (its old values, even NaN, are not
     read). Returns BLAS's status.
 
-    One row or one column of ``out`` goes to ``?gemv`` (:func:`_call_product`).
+    A few rows or one column of ``out`` go to ``?gemv`` (:func:`_call_product`).
     """
     m = out.shape[0]
     n = out.shape[1]
@@ -161,8 +196,8 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
     beta out``, ``op(a)`` of shape ``(m, k)``, ``op(b)`` of ``(k, n)``, every matrix
     C-contiguous of the dtype of BLAS letter ``kind`` (its code: ``ord('d')``
     float64, ``ord('s')`` float32); ``alpha`` and ``beta`` are addresses of scalars
-    of that dtype. Returns BLAS's status. One row or one column of ``out`` goes to
-    ``?gemv``.
+    of that dtype. Returns BLAS's status. A few rows or one column of ``out`` go
+    to ``?gemv`` (:func:`_call_product`).
 
     An intrinsic, not a jitted helper: the network kernels call it at several
     places, and an inlined helper is typed again at each (measured: 0.1 s of the
@@ -182,8 +217,12 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
         def address(i):
             return builder.inttoptr(size(i), _VOIDP)
 
+        kind_ = builder.trunc(size(0), _CHAR)
+        double = builder.icmp_unsigned("==", kind_, ir.Constant(_CHAR, ord("d")))
+        intp = context.get_value_type(types.intp)
+        item = builder.select(double, ir.Constant(intp, 8), ir.Constant(intp, 4))
         return _call_product(
-            context, builder, builder.trunc(size(0), _CHAR), on(9), on(10), size(4),
+            context, builder, kind_, item, on(9), on(10), size(4),
             size(5), size(6), address(7), address(1), address(2), address(8),
             address(3),
         )  # fmt: skip

@@ -6,7 +6,7 @@ import pytest
 from numba import njit
 
 from fastnet._native import dtype_args
-from fastnet.kernels.blas import gemm, gemm_at
+from fastnet.kernels.blas import GEMV_ROWS, gemm, gemm_at
 
 from ..conftest import assert_close
 
@@ -14,7 +14,8 @@ from ..conftest import assert_close
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize(
-    "mkn", [(5, 7, 3), (1, 4, 6), (6, 1, 2), (3, 5, 1), (64, 33, 17)]
+    "mkn",
+    [(5, 7, 3), (1, 4, 6), (6, 1, 2), (3, 5, 1), (64, 33, 17), (8, 9, 6), (9, 9, 6)],
 )
 def test_gemm_equals_numpy(dtype, rng, trans_a, trans_b, mkn):
     m, k, n = mkn
@@ -38,7 +39,9 @@ def _gemm_at(kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
 
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
-@pytest.mark.parametrize("mkn", [(1, 9, 6), (6, 9, 1), (1, 5, 1), (7, 3, 5)])
+@pytest.mark.parametrize(
+    "mkn", [(1, 9, 6), (6, 9, 1), (1, 5, 1), (7, 3, 5), (2, 9, 6), (12, 9, 6)]
+)
 def test_gemm_at_equals_gemm_bit_for_bit(dtype, rng, trans_a, trans_b, mkn):
     m, k, n = mkn
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
@@ -51,3 +54,16 @@ def test_gemm_at_equals_gemm_bit_for_bit(dtype, rng, trans_a, trans_b, mkn):
     args = (a.ctypes.data, b.ctypes.data, got.ctypes.data, m, n, k, alpha, beta)
     assert _gemm_at(kind, *args, trans_a, trans_b) == 0
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_a_few_rows_are_each_the_bits_of_that_row_alone(dtype, rng, trans_b):
+    k, n = 37, 19
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    a = rng.standard_normal((GEMV_ROWS, k)).astype(dtype)
+    both = np.empty((GEMV_ROWS, n), dtype)
+    gemm(a, b, both, 1.0, 0.0, False, trans_b)
+    for i in range(GEMV_ROWS):
+        alone = np.empty((1, n), dtype)
+        gemm(a[i : i + 1], b, alone, 1.0, 0.0, False, trans_b)
+        np.testing.assert_array_equal(both[i : i + 1], alone)
