@@ -77,52 +77,51 @@ def _call_product(context, builder, kind, item, trans_a, trans_b, m, n, k, alpha
     ``alpha`` and ``beta`` pointing at scalars of the dtype of BLAS letter code
     ``kind``, an ``i8``, of ``item`` bytes) and return BLAS's status.
 
+    One ``?gemv`` per row where ``out`` has one row, or up to :data:`GEMV_ROWS`
+    with ``a`` not transposed (row ``i``: ``out_i^T = op(b)^T a_i^T``); else one
     ``?gemv`` where ``out`` is one column (``n = 1``: ``out = op(a) op(b)``, the
-    vector ``op(b)`` contiguous whether transposed or not); one ``?gemv`` per row
-    where ``out`` has one row, or up to :data:`GEMV_ROWS` with ``a`` not transposed
-    (row ``i``: ``out_i^T = op(b)^T a_i^T``); else ``?gemm``. A row-major ``(r, c)``
-    matrix is BLAS's column-major ``(c, r)`` with leading dimension ``c``, so a
-    row-major operand not transposed is BLAS's ``'t'`` case when it is the matrix
-    of ``?gemv``'s ``op(A) x``.
+    vector ``op(b)`` contiguous whether transposed or not); else ``?gemm``. A
+    row-major ``(r, c)`` matrix is BLAS's column-major ``(c, r)`` with leading
+    dimension ``c``, so a row-major operand not transposed is BLAS's ``'t'`` case
+    when it is the matrix of ``?gemv``'s ``op(A) x``.
 
     Row by row, each row of ``out`` is the same bits whatever the other rows (up to
-    :data:`GEMV_ROWS`): a row predicted alone equals it predicted in a small batch.
+    :data:`GEMV_ROWS`, one output column too): a row predicted alone equals it
+    predicted in a small batch.
     """
     intp = context.get_value_type(types.intp)
     one = ir.Constant(intp, 1)
     lda = builder.select(trans_a, m, k)  # a's row length
     ldb = builder.select(trans_b, k, n)  # b's row length
     status = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(32), 0))
-    column = builder.and_(
-        builder.icmp_signed("==", n, one), builder.icmp_signed("!=", m, one)
-    )
+    column = builder.icmp_signed("==", n, one)
     few = builder.icmp_signed("<=", m, ir.Constant(intp, GEMV_ROWS))
     by_rows = builder.or_(
         builder.icmp_signed("==", m, one), builder.and_(few, builder.not_(trans_a))
     )
     gemv = _numba_xxgemv(context, builder)
-    with builder.if_else(column) as (on_column, other):
-        with on_column:  # out (m) = op(a) (m, k) op(b) (k)
-            # a row-major (m, k) = BLAS (k, m): 't'; a^T: BLAS (m, k), 'n'
-            rows = builder.select(trans_a, m, k)
-            cols = builder.select(trans_a, k, m)
-            flag = _trans(builder, builder.not_(trans_a))
-            call_args = (kind, flag, rows, cols, alpha, a, lda, b, beta, out)
-            builder.store(builder.call(gemv, call_args), status)
+    with builder.if_else(by_rows) as (on_rows, other):
+        with on_rows:  # out_i^T (n) = op(b)^T (n, k) a_i^T (k)
+            # b row-major (k, n) = BLAS (n, k): 'n'; b^T: BLAS (k, n), 't'
+            rows = builder.select(trans_b, k, n)
+            cols = builder.select(trans_b, n, k)
+            flag = _trans(builder, trans_b)
+            with cgutils.for_range(builder, m) as loop:
+                i = loop.index
+                x = builder.gep(a, [builder.mul(i, builder.mul(lda, item))])
+                y = builder.gep(out, [builder.mul(i, builder.mul(n, item))])
+                call_args = (kind, flag, rows, cols, alpha, b, ldb, x, beta, y)
+                done = builder.call(gemv, call_args)
+                builder.store(builder.or_(builder.load(status), done), status)
         with other:
-            with builder.if_else(by_rows) as (on_rows, matrix):
-                with on_rows:  # out_i^T (n) = op(b)^T (n, k) a_i^T (k)
-                    # b row-major (k, n) = BLAS (n, k): 'n'; b^T: BLAS (k, n), 't'
-                    rows = builder.select(trans_b, k, n)
-                    cols = builder.select(trans_b, n, k)
-                    flag = _trans(builder, trans_b)
-                    with cgutils.for_range(builder, m) as loop:
-                        i = loop.index
-                        x = builder.gep(a, [builder.mul(i, builder.mul(lda, item))])
-                        y = builder.gep(out, [builder.mul(i, builder.mul(n, item))])
-                        call_args = (kind, flag, rows, cols, alpha, b, ldb, x, beta, y)
-                        done = builder.call(gemv, call_args)
-                        builder.store(builder.or_(builder.load(status), done), status)
+            with builder.if_else(column) as (on_column, matrix):
+                with on_column:  # out (m) = op(a) (m, k) op(b) (k)
+                    # a row-major (m, k) = BLAS (k, m): 't'; a^T: BLAS (m, k), 'n'
+                    rows = builder.select(trans_a, m, k)
+                    cols = builder.select(trans_a, k, m)
+                    flag = _trans(builder, builder.not_(trans_a))
+                    call_args = (kind, flag, rows, cols, alpha, a, lda, b, beta, out)
+                    builder.store(builder.call(gemv, call_args), status)
                 with matrix:
                     # row-major out = op(a) op(b): column-major out^T = op(b)^T op(a)^T
                     call_args = (kind, _trans(builder, trans_b),

@@ -57,8 +57,9 @@ def test_gemm_at_equals_gemm_bit_for_bit(dtype, rng, trans_a, trans_b, mkn):
 
 
 @pytest.mark.parametrize("trans_b", [False, True])
-def test_a_few_rows_are_each_the_bits_of_that_row_alone(dtype, rng, trans_b):
-    k, n = 37, 19
+@pytest.mark.parametrize("n", [19, 1])
+def test_a_few_rows_are_each_the_bits_of_that_row_alone(dtype, rng, trans_b, n):
+    k = 37
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     a = rng.standard_normal((GEMV_ROWS, k)).astype(dtype)
     both = np.empty((GEMV_ROWS, n), dtype)
