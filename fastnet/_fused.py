@@ -38,6 +38,11 @@ def fused_epoch(
     them; or None when the optimizer has no compiled form (AdamW, clipping, its own
     weight decay).
 
+    ``order`` (int64 row indices) is checked at each call, a ``ValueError`` where an
+    index is out of range; ``epoch.check(order)`` checks alone, and
+    ``epoch(order, checked=True)`` skips the pass over the values, for an order
+    that is a permutation of one ``epoch.check`` passed (2.9 us of a wine epoch).
+
     ``names``: the optimizer's parameter names, one ``(W name, b name)`` per layer.
     ``l2``: scikit-learn's L2, ``l2 / batch weight`` on the weights only.
     """
@@ -123,15 +128,28 @@ def fused_epoch(
     t_row, batch, alpha = int(t_row), int(batch), float(alpha)
     l2, grad_scale, loss_scale = float(l2), float(grad_scale), float(loss_scale)
 
-    def epoch(order):
+    def check(order):
         # the kernel gathers rows by these indices without bounds checks
-        if (
-            order.shape != (n,)
-            or order.dtype != np.int64
-            or not order.flags.c_contiguous
-            or (n and (order.min() < 0 or order.max() >= n))
+        if not (
+            isinstance(order, np.ndarray)
+            and order.shape == (n,)
+            and order.dtype == np.int64
+            and order.flags.c_contiguous
+            and not (n and (order.min() < 0 or order.max() >= n))
         ):
             raise ValueError(f"the epoch's row order must be int64 indices of {n} rows")
+
+    def epoch(order, checked=False):
+        # checked: order's values passed check before (it is a checked order or a
+        # permutation of one), so only its array is looked at again
+        if not (
+            checked
+            and isinstance(order, np.ndarray)
+            and order.shape == (n,)
+            and order.dtype == np.int64
+            and order.flags.c_contiguous
+        ):
+            check(order)
         o = optimizer
         if kind == "adam":
             hp[:] = (o.lr, o.beta1, o.beta2, o.eps, float(sklearn_eps), 1.0)
@@ -150,6 +168,7 @@ def fused_epoch(
         return total
 
     epoch.keep = keep  # the arrays the table points into live as long as epoch
+    epoch.check = check
     return epoch
 
 

@@ -21,6 +21,7 @@ they run: a prediction or a fit from another thread meanwhile raises
 ``RuntimeError``; a fit waits for the predictions already running.
 """
 
+import itertools
 import warnings
 from numbers import Integral, Real
 from typing import ClassVar
@@ -324,15 +325,18 @@ class _FastnetMLP:
         compiled = self._compiled_epoch(
             X_train, target, weights, batch_size, net, params, grads
         )
-        good = [np.empty_like(a) for a in [*self.coefs_, *self.intercepts_]]
+        # without early stopping, the weights after the last epoch that left them
+        # finite (with it, the best ones are restored instead)
+        finite = None if early_stopping else _LastFinite(self._weights())
+        if compiled is not None:
+            compiled.check(sample_idx)  # shuffles below keep a checked order valid
         try:
             for _ in range(self.n_iter_, self.max_iter):
-                self._snapshot(good)
                 if self.shuffle:
                     sample_idx = _shuffled(sample_idx, self._random_state)
                 self._fn_sample_idx = sample_idx
                 if compiled is not None:
-                    accumulated_loss = compiled(sample_idx)
+                    accumulated_loss = compiled(sample_idx, checked=True)
                 else:
                     accumulated_loss = 0.0
                     for batch_slice in gen_batches(n_samples, batch_size):
@@ -341,11 +345,11 @@ class _FastnetMLP:
                             X_train, target, weights, idx, buffers, params, grads
                         )
 
-                if not early_stopping and not self._weights_finite():
+                if finite is not None and not finite.keep(self._weights()):
                     # scikit-learn trains on through NaN to max_iter and then raises;
                     # stop now and keep usable weights. (With early stopping it keeps
                     # going too and restores the best weights: so does fastnet.)
-                    self._restore(good)
+                    finite.restore(self._weights())
                     del self._optimizer  # its state diverged with the weights
                     raise ValueError(
                         f"{NON_FINITE_WEIGHTS} Training stopped in iteration "
@@ -394,18 +398,8 @@ class _FastnetMLP:
             for dst, src in zip(self.intercepts_, self._best_intercepts, strict=True):
                 np.copyto(dst, src)
 
-    def _snapshot(self, good):
-        for dst, src in zip(good, [*self.coefs_, *self.intercepts_], strict=True):
-            np.copyto(dst, src)
-
-    def _restore(self, good):
-        for dst, src in zip([*self.coefs_, *self.intercepts_], good, strict=True):
-            np.copyto(dst, src)
-
-    def _weights_finite(self):
-        # NumPy, not kernels.all_finite: once an epoch, and a first fit then
-        # compiles (or loads) one kernel less
-        return all(np.isfinite(a).all() for a in [*self.coefs_, *self.intercepts_])
+    def _weights(self):
+        return [*self.coefs_, *self.intercepts_]
 
     def _step(self, X, target, weights, idx, buffers, params, grads):
         """One minibatch through the modules; its loss times its size."""
@@ -884,7 +878,53 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
 def _shuffled(idx, random_state):
     """``sklearn.utils.shuffle(idx, random_state=random_state)``: the same draws
     and the same result, without its validation of arguments (on digits' 1,347
-    rows 16 us a call instead of 107 us; a whole digits epoch takes 2.1 ms)."""
-    order = np.arange(idx.shape[0])
+    rows 16 us a call instead of 107 us; a whole digits epoch takes 2.1 ms).
+
+    scikit-learn shuffles ``arange(n)`` and indexes ``idx`` with it; the same swaps
+    made on a copy of ``idx`` give that result without the index pass."""
+    order = idx.copy()
     random_state.shuffle(order)
-    return idx[order]
+    return order
+
+
+class _LastFinite:
+    """The weights after the last epoch that left them all finite, in two flat
+    buffers used in turn (of the arrays' common dtype, so a copy back is exact).
+
+    :meth:`keep` copies the weights into the spare buffer and checks that buffer in
+    one pass: on wine's 13-100-3 network 5.9 us an epoch, against 11.5 us for a copy
+    and a check per array (an epoch takes 150-200 us)."""
+
+    def __init__(self, arrays):
+        dtype = np.result_type(*arrays)
+        sizes = [a.size for a in arrays]
+        offsets = list(itertools.accumulate(sizes, initial=0))
+        self._flat = [np.empty(offsets[-1], dtype) for _ in range(2)]
+        self._views = [
+            [
+                f[o : o + a.size].reshape(a.shape)
+                for o, a in zip(offsets[:-1], arrays, strict=True)
+            ]
+            for f in self._flat
+        ]
+        self._copy(0, arrays)
+        self._good = 0
+
+    def _copy(self, into, arrays):
+        for dst, src in zip(self._views[into], arrays, strict=True):
+            np.copyto(dst, src)
+
+    def keep(self, arrays):
+        """Keep ``arrays`` and return True where all are finite; else False,
+        keeping the last finite ones."""
+        spare = 1 - self._good
+        self._copy(spare, arrays)
+        if not np.isfinite(self._flat[spare]).all():
+            return False
+        self._good = spare
+        return True
+
+    def restore(self, arrays):
+        """Copy the kept weights back into ``arrays``."""
+        for dst, src in zip(arrays, self._views[self._good], strict=True):
+            np.copyto(dst, src)

@@ -541,3 +541,38 @@ def test_partial_fit_quick_checks_leave_errors_to_scikit_learn():
     with pytest.warns(DataConversionWarning):
         clf.partial_fit(X, (y % 3).reshape(-1, 1))  # a column: scikit-learn warns
     assert clf._partial_fit_input(X, (y % 3).astype(float), True, False) is None
+
+
+MIXED = (np.float32, np.float64, np.float32, np.float64)
+
+
+@pytest.mark.parametrize("dtypes", [(np.float64,) * 4, (np.float32,) * 4, MIXED])
+def test_the_last_finite_weights_are_kept_exactly_through_many_epochs(dtypes):
+    # the two buffers are used in turn: a divergence after an even or an odd
+    # number of finite epochs restores the bits of the last finite one
+    from fastnet.estimator import _LastFinite
+
+    rng = np.random.default_rng(0)
+    shapes = [(13, 7), (7, 3), (7,), (3,)]
+    weights = [
+        rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes, strict=True)
+    ]
+    kept = _LastFinite(weights)
+    history = [[w.copy() for w in weights]]
+    for epoch in range(6):
+        for w in weights:
+            w += rng.standard_normal(w.shape).astype(w.dtype)
+        assert kept.keep(weights)
+        history.append([w.copy() for w in weights])
+        broken = [w.copy() for w in weights]
+        hit = broken[epoch % 4]
+        hit.flat[epoch % hit.size] = (np.nan, np.inf, -np.inf)[epoch % 3]
+        assert not kept.keep(broken)
+        kept.restore(broken)  # back to the last finite weights, exactly
+        for got, want in zip(broken, history[-1], strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    restored = [np.full_like(w, np.nan) for w in weights]
+    kept.restore(restored)
+    for got, want in zip(restored, history[-1], strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -335,3 +335,32 @@ def test_fused_epoch_refuses_targets_its_loss_would_misread():
                 bad,
                 50,
             )
+
+
+def test_fused_epoch_checks_its_row_order_unless_a_checked_one_is_permuted():
+    # the kernel gathers rows without bounds checks: every order is checked, and
+    # checked=True skips only the pass over values a permutation cannot change
+    from fastnet._fused import fused_epoch
+
+    X, y = data()
+    model = mlp()
+    linears = [m for m in model.modules if isinstance(m, fn.Linear)]
+    names = [(f"{i}.W", f"{i}.b") for i in range(len(linears))]
+    epoch = fused_epoch(
+        linears, model.modules[1], names, fn.SoftmaxCrossEntropy(),
+        fn.optim.Adam(), X, y.astype(np.int64), 50,
+    )  # fmt: skip
+    n = X.shape[0]
+    order = np.random.default_rng(0).permutation(n)
+    epoch.check(order)
+    assert np.isfinite(epoch(order, checked=True))
+    bad_values = order.copy()
+    bad_values[3] = n
+    with pytest.raises(ValueError, match=f"int64 indices of {n} rows"):
+        epoch(bad_values)
+    with pytest.raises(ValueError, match=f"int64 indices of {n} rows"):
+        epoch.check(-order)
+    # the array itself is looked at whatever the caller says
+    for bad in (order.astype(np.int32), order[::-1][::2], order[:-1], list(order)):
+        with pytest.raises(ValueError, match=f"int64 indices of {n} rows"):
+            epoch(bad, checked=True)
