@@ -41,6 +41,23 @@ def _row_logsumexp(z, i):
 
 
 @jit
+def _row_exp(z, i, out):
+    r"""``(m, s)`` of :func:`_row_logsumexp`, each term :math:`e^{z_{ij} - m}` of ``s``
+    also written to ``out[i, j]`` (``out`` may be ``z``: each element is read
+    before it is written), so a caller needing them computes them once."""
+    m = z[i, 0]
+    for j in range(1, z.shape[1]):
+        if z[i, j] > m:
+            m = z[i, j]
+    s = 0.0
+    for j in range(z.shape[1]):
+        e = math.exp(z[i, j] - m)
+        out[i, j] = e
+        s += e
+    return m, s
+
+
+@jit
 def _row_cross_entropy(z, t, i, lse):
     r"""``(row, mass)``: :math:`\sum_k t_{ik}(\mathrm{lse} - z_{ik})` over the classes
     with :math:`t_{ik} \neq 0`, and :math:`\sum_k t_{ik}`.
@@ -86,11 +103,12 @@ def _softmax_cross_entropy(z, y, w, grad):
     loss = 0.0
     for i in prange(n):
         scale = (w[i] if w.size > 0 else 1.0) / total
-        m, s = _row_logsumexp(z, i)
-        loss += scale * (m + math.log(s) - z[i, y[i]])
+        zy = z[i, y[i]]  # read before grad (which may be z) is written
+        m, s = _row_exp(z, i, grad)  # grad[i] = e^(z[i] - m): one exp an element
+        loss += scale * (m + math.log(s) - zy)
         inv = 1.0 / s
         for j in range(k):
-            grad[i, j] = scale * math.exp(z[i, j] - m) * inv
+            grad[i, j] = scale * grad[i, j] * inv
         grad[i, y[i]] -= scale
     return loss
 

@@ -146,6 +146,21 @@ def test_serial_and_parallel_agree(name, dtype, rng):
     assert a[0] == pytest.approx(b[0], rel=1e-12)  # the sum's order differs
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_gradient_may_overwrite_the_logits(name, dtype, rng):
+    # grad is z: each element is read before it is written (the labels kernel
+    # writes its exponentials into grad before the row's loss is complete)
+    z = (rng.standard_normal((50, 7)) * 5).astype(dtype)
+    t = make_targets(name, rng, 50, 7, dtype)
+    w = rng.uniform(0.0, 2.0, 50).astype(dtype)
+    for variant in (0, 1):
+        want_loss, want_grad = run(getattr(kernels, name), z, t, w, variant)
+        inplace = z.copy()
+        loss = getattr(kernels, name)[variant](inplace, t, w, inplace)
+        assert loss == want_loss
+        np.testing.assert_array_equal(inplace, want_grad)
+
+
 def test_against_torch(torch, rng):
     f = torch.nn.functional
     z = rng.standard_normal((7, 4)) * 3
