@@ -364,3 +364,43 @@ def test_fused_epoch_checks_its_row_order_unless_a_checked_one_is_permuted():
     for bad in (order.astype(np.int32), order[::-1][::2], order[:-1], list(order)):
         with pytest.raises(ValueError, match=f"int64 indices of {n} rows"):
             epoch(bad, checked=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_checks_its_data_without_running_a_linear_chain(dtype):
+    # a Sequential of Linear layers and activations has its output width read from
+    # its layers (the model is not run on a row): the checks still say what is wrong
+    X, y = data()
+    X = X.astype(dtype)
+
+    def trainer(model, loss=None):
+        loss = loss or fn.SoftmaxCrossEntropy()
+        return fn.Trainer(model, loss, fn.optim.Adam(), epochs=1, random_state=0)
+
+    model = fn.Sequential(
+        fn.Linear(64, 16, dtype=dtype, random_state=0),
+        fn.Tanh(),
+        fn.Linear(16, 10, dtype=dtype, random_state=1),
+        fn.Sigmoid(),
+    )
+    assert trainer(model)._chain_output_width(X) == 10
+    assert trainer(model)._chain_output_width(X[:, :63]) is None  # runs the model
+    with pytest.raises(ValueError, match=r"expected \(n, 64\)"):
+        trainer(model).fit(X[:, :63], y)
+    for bad_x in (np.ascontiguousarray(X), np.asfortranarray(X)):
+        bad_x = bad_x.copy(order="K")
+        bad_x[5, 7] = (np.nan, np.inf)[bad_x.flags.f_contiguous]
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            trainer(model).fit(bad_x, y)
+    # the targets are checked against the width the layers give
+    with pytest.raises(ValueError):
+        trainer(model, fn.MSELoss()).fit(X, np.zeros((X.shape[0], 9), dtype))
+    trainer(model, fn.MSELoss()).fit(X, np.zeros((X.shape[0], 10), dtype))
+    # anything else is run on a row, as before
+    for other in (
+        fn.Sequential(fn.Linear(64, 10, dtype=dtype), fn.Dropout(0.5)),
+        fn.Sequential(
+            fn.Linear(64, 10, dtype=np.float32 if dtype == np.float64 else np.float64)
+        ),
+    ):
+        assert trainer(other)._chain_output_width(X) is None
