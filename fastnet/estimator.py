@@ -432,7 +432,7 @@ class _FastnetMLP:
         lins = net["linears"]
         names = [(f"W{i}", f"b{i}") for i in range(len(lins))]
         loss_scale, grad_scale = self._loss_scales(lbfgs=False)
-        return fused_epoch(
+        self._fn_fused = fused_epoch(
             lins,
             net["hidden"][0] if net["hidden"] else None,
             names,
@@ -444,7 +444,10 @@ class _FastnetMLP:
             self.alpha,
             loss_scale,
             grad_scale,
+            # the last call's workspace, where it serves (fits never overlap)
+            reuse=self.__dict__.get("_fn_fused"),
         )
+        return self._fn_fused
 
     def _trigger_stopping(self, msg):
         """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 until 1e-6."""
@@ -648,6 +651,7 @@ class _FastnetMLP:
         state = super().__getstate__()
         for key in (
             "_fn_net",
+            "_fn_fused",
             "_fn_epoch_hook",
             "_fn_resume",
             "_fn_sample_idx",

@@ -133,6 +133,11 @@ class Trainer:
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.shuffle = bool(shuffle)
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_fused_run", None)  # a compiled epoch's workspace: made again
+        return state
+
     # -- data ------------------------------------------------------------------------
     def _dtype(self):
         for p in self.model.params.values():
@@ -278,7 +283,11 @@ class Trainer:
             X,
             t,
             min(self.batch_size, X.shape[0]),
+            # the previous fit's workspace serves again where the network, its
+            # arrays and the optimizer's are the same (fit is not reentrant)
+            reuse=self.__dict__.get("_fused_run"),
         )
+        self._fused_run = run
         if run is None:
             return None
 

@@ -576,3 +576,29 @@ def test_the_last_finite_weights_are_kept_exactly_through_many_epochs(dtypes):
     kept.restore(restored)
     for got, want in zip(restored, history[-1], strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_partial_fit_reuses_the_compiled_epoch_only_for_the_same_arrays(monkeypatch):
+    # consecutive partial_fit calls share the compiled epoch's workspace; weights
+    # assigned anew are trained, not the old ones: bit-identical to the module path
+    X, y = _digits()
+    X = X[:300]
+    y = y[:300]
+    fused = fn.MLPClassifier((16,), batch_size=64, random_state=0)
+    plain = fn.MLPClassifier((16,), batch_size=64, random_state=0)
+    monkeypatch.setattr(plain, "_compiled_epoch", lambda *a: None, raising=False)
+    states = []
+    for step in range(5):
+        if step == 2:
+            for est in (fused, plain):
+                est.coefs_ = [c * 0.5 for c in est.coefs_]
+                est.intercepts_ = [b + 0.25 for b in est.intercepts_]
+        for est in (fused, plain):
+            est.partial_fit(X, y, classes=np.arange(10))
+        states.append(fused._fn_fused.state)
+        assert fused.loss_ == plain.loss_
+        for a, b in zip(fused.coefs_ + fused.intercepts_,
+                        plain.coefs_ + plain.intercepts_, strict=True):  # fmt: skip
+            np.testing.assert_array_equal(a, b)
+    assert [states[i] is states[i + 1] for i in range(4)] == [True, False, True, True]
+    assert "_fn_fused" not in vars(pickle.loads(pickle.dumps(fused)))

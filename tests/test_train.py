@@ -1,6 +1,7 @@
 """Trainer: learning, stopping rules, faults, checkpoints and resume after SIGKILL."""
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -404,3 +405,54 @@ def test_fit_checks_its_data_without_running_a_linear_chain(dtype):
         ),
     ):
         assert trainer(other)._chain_output_width(X) is None
+
+
+def test_fits_reuse_the_compiled_epochs_workspace_only_for_the_same_arrays(
+    monkeypatch,
+):
+    # each fit call may reuse the previous call's table of addresses and workspace;
+    # new parameter arrays, a new optimizer or another batch size make them anew,
+    # and every fit stays bit-identical to the module path
+    X, y = data()
+
+    def pair(batch_size):
+        out = []
+        for _ in range(2):
+            model = mlp()
+            out.append(
+                fn.Trainer(
+                    model,
+                    fn.SoftmaxCrossEntropy(),
+                    fn.optim.Adam(lr=1e-3),
+                    batch_size=batch_size,
+                    epochs=1,
+                    random_state=0,
+                )
+            )
+        return out
+
+    fused, plain = pair(50)
+    plain._fused_epoch = lambda *a: None  # the module path
+    states = []
+    for step in range(6):
+        if step == 2:  # new parameter arrays (other values) in both models
+            for t in (fused, plain):
+                for k, v in t.model.params.items():
+                    t.model.modules[int(k.split(".")[0])].params[k.split(".")[1]] = (
+                        v * 0.5
+                    )
+        if step == 3:  # a new optimizer: new state arrays
+            fused.optimizer, plain.optimizer = fn.optim.Adam(), fn.optim.Adam()
+        if step == 4:
+            fused.batch_size = plain.batch_size = 64
+        fused.fit(X, y)
+        plain.fit(X, y)
+        states.append(fused._fused_run.state)
+        assert fused.history.loss == plain.history.loss
+        for k, v in fused.model.params.items():
+            np.testing.assert_array_equal(v, plain.model.params[k])
+    same = [states[i] is states[i + 1] for i in range(5)]
+    assert same == [True, False, False, False, True]
+    clone = pickle.loads(pickle.dumps(fused))  # the workspace is not pickled
+    assert "_fused_run" not in vars(clone)
+    clone.fit(X, y)
