@@ -210,15 +210,20 @@ class Trainer:
         self.history = History()
         self._best = math.inf
         self._bad_epochs = 0
-        self._best_params = {k: np.empty_like(v) for k, v in params.items()}
+        # the best weights are kept where they are restored at the end, or saved
+        self._best_params = (
+            {k: np.empty_like(v) for k, v in params.items()}
+            if self.early_stopping or self.checkpoint is not None
+            else None
+        )
         self._good_params = {k: np.empty_like(v) for k, v in params.items()}
         self._samples_seen = 0
         start = 0
         if resume and os.path.exists(self.checkpoint):
             start = self._load_checkpoint(params) + 1
         n = X.shape[0]
-        batches = self._batch_buffers(X, t, w)
         fused = self._fused_epoch(X, t, w)
+        batches = self._batch_buffers(X, t, w) if fused is None else None
         for epoch in range(start, self.epochs):
             began = time.perf_counter()
             for k, v in params.items():
@@ -357,8 +362,9 @@ class Trainer:
             self._best = monitored
             self._bad_epochs = 0
             h.best_epoch = epoch
-            for k, v in params.items():
-                np.copyto(self._best_params[k], v)
+            if self._best_params is not None:
+                for k, v in params.items():
+                    np.copyto(self._best_params[k], v)
         else:
             self._bad_epochs += 1
         if self.verbose:
