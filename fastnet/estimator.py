@@ -31,6 +31,7 @@ import scipy.optimize
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import gen_batches
 
 from . import _native, kernels
@@ -738,6 +739,8 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
 
     def _validate_input(self, X, y, incremental, reset):
         fast = self._partial_fit_input(X, y, incremental, reset)
+        if fast is None:
+            fast = self._fit_input(X, y, incremental, reset)
         if fast is not None:
             return fast
         labels = np.asarray(y) if not hasattr(y, "toarray") else None
@@ -779,11 +782,48 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         X = np.ascontiguousarray(X)
         if not (np.array_equal(classes[codes], y) and _native.all_finite(X)):
             return None  # scikit-learn's path says what is wrong
-        if classes.shape[0] == 2:  # LabelBinarizer: one column, the positive class
-            return X, codes.astype(bool).reshape(-1, 1)
-        onehot = np.zeros((y.shape[0], classes.shape[0]), bool)
-        onehot[np.arange(y.shape[0]), codes] = True
-        return X, onehot
+        return X, _binarized(codes, classes.shape[0])
+
+    def _fit_input(self, X, y, incremental, reset):
+        """scikit-learn's checks of a ``fit`` (not ``partial_fit``, nor a warm
+        start that keeps its classes), in a fraction of their time, for the common
+        case: a finite C-contiguous float array and 1-D integer labels of at least
+        two classes. Sets what scikit-learn's ``_validate_input`` sets
+        (``n_features_in_``, no ``feature_names_in_``, ``_label_binarizer`` fitted on
+        the classes, ``classes_``) and returns ``(X, y)`` as it would; None for
+        anything else, which takes scikit-learn's path with its errors and warnings.
+        (breast cancer: 1.3 ms of a fit's 2.7 ms outside its epochs.)"""
+        if not (
+            not incremental
+            and reset
+            and not (self.warm_start and hasattr(self, "classes_"))
+            and type(X) is np.ndarray
+            and type(y) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in (np.float32, np.float64)
+            and X.flags.c_contiguous
+            and X.shape[0] > 0
+            and X.shape[1] > 0
+            and y.shape == (X.shape[0],)
+            and y.dtype.kind in "iu"
+        ):
+            return None
+        classes, codes = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2 or not _native.all_finite(X):
+            return None  # scikit-learn's path says what is wrong
+        # the state LabelBinarizer.fit(y) gives (a test compares them attribute by
+        # attribute, in every scikit-learn version CI runs): its type_of_target and
+        # unique_labels alone took 0.6 ms
+        binarizer = LabelBinarizer()
+        binarizer.y_type_ = "binary" if classes.shape[0] == 2 else "multiclass"
+        binarizer.sparse_input_ = False
+        binarizer.classes_ = classes
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
+        self.n_features_in_ = X.shape[1]
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_  # X has no column names
+        return X, _binarized(codes.reshape(-1), classes.shape[0])
 
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the
@@ -877,6 +917,16 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
                 "loss='poisson' needs non-negative targets; y has negative values"
             )
         return X, y
+
+
+def _binarized(codes, n_classes):
+    """``LabelBinarizer.transform``'s rows, as bool, for the class indices
+    ``codes``: one column, the positive class, for two classes; else one-hot."""
+    if n_classes == 2:
+        return codes.astype(bool).reshape(-1, 1)
+    onehot = np.zeros((codes.shape[0], n_classes), bool)
+    onehot[np.arange(codes.shape[0]), codes] = True
+    return onehot
 
 
 def _shuffled(idx, random_state):

@@ -602,3 +602,66 @@ def test_partial_fit_reuses_the_compiled_epoch_only_for_the_same_arrays(monkeypa
             np.testing.assert_array_equal(a, b)
     assert [states[i] is states[i + 1] for i in range(4)] == [True, False, True, True]
     assert "_fn_fused" not in vars(pickle.loads(pickle.dumps(fused)))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+@pytest.mark.parametrize("label_dtype", [np.int64, np.int32, np.uint8, np.int8])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_quick_checks_set_what_scikit_learns_set(n_classes, label_dtype, dtype):
+    # fit's quick path for float arrays and integer labels leaves the estimator as
+    # scikit-learn's checks do: the binarizer's state attribute by attribute, the
+    # classes, the binarized targets, the feature count; feature names removed
+    X, y = _digits()
+    X = np.ascontiguousarray(X[:200].astype(dtype))
+    y = (y[:200] % n_classes * 3 - 2 * (label_dtype != np.uint8)).astype(label_dtype)
+    quick = fn.MLPClassifier((8,), random_state=0)
+    quick.feature_names_in_ = np.array(["stale"], object)
+    got = quick._fit_input(X, y, incremental=False, reset=True)
+    assert got is not None and "feature_names_in_" not in vars(quick)
+    ref = fn.MLPClassifier((8,), random_state=0)
+    want = sk.MLPClassifier._validate_input(ref, X, y, incremental=False, reset=True)
+    assert got[0] is X or np.array_equal(got[0], want[0])
+    assert got[1].dtype == want[1].dtype and np.array_equal(got[1], want[1])
+    ours, theirs = vars(quick._label_binarizer), vars(ref._label_binarizer)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        if isinstance(value, np.ndarray):
+            assert ours[key].dtype == value.dtype and np.array_equal(ours[key], value)
+        else:
+            assert ours[key] == value
+    assert quick.classes_ is quick._label_binarizer.classes_
+    assert quick.n_features_in_ == ref.n_features_in_ == X.shape[1]
+    # the fits agree to the bit with scikit-learn's checks in their place
+    quick.fit(X, y)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fn.MLPClassifier, "_fit_input", lambda *a: None)
+        full = fn.MLPClassifier((8,), random_state=0).fit(X, y)
+    for a, b in zip(quick.coefs_ + quick.intercepts_,
+                    full.coefs_ + full.intercepts_, strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(quick.predict(X), full.predict(X))
+
+
+def test_fit_quick_checks_leave_the_rest_to_scikit_learn():
+    X, y = _digits()
+    est = fn.MLPClassifier((8,), max_iter=5, random_state=0)
+    cases = [
+        (np.asfortranarray(X), y),  # not C-contiguous
+        (X, y.astype(float)),  # float labels
+        (X, y.astype(str)),  # string labels
+        (X, np.zeros_like(y)),  # one class
+        (X, y.reshape(-1, 1)),  # a column
+        (X.tolist(), y),  # not an array
+    ]
+    for Xc, yc in cases:
+        assert est._fit_input(Xc, yc, incremental=False, reset=True) is None
+    bad = X.copy()
+    bad[3, 4] = np.nan
+    assert est._fit_input(bad, y, incremental=False, reset=True) is None
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(bad, y)
+    est.fit(X, y)
+    warm = fn.MLPClassifier((8,), warm_start=True, max_iter=5, random_state=0)
+    warm.fit(X, y)
+    assert warm._fit_input(X, y, incremental=False, reset=True) is None
+    assert est._fit_input(X, y, incremental=True, reset=False) is None
