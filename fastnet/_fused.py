@@ -46,12 +46,13 @@ def fused_epoch(
 
     ``names``: the optimizer's parameter names, one ``(W name, b name)`` per layer.
     ``l2``: scikit-learn's L2, ``l2 / batch weight`` on the weights only.
-    ``reuse``: an earlier ``epoch`` of the same caller. Where it was made for the
-    same arrays (parameters, gradients and optimizer state: the same objects, of the
-    same shape, dtype and writeability) and the same settings, its workspace and
-    table of addresses serve again, and only the data's part is made anew (a
-    one-epoch ``Trainer.fit`` of 64-32-10 spent 90 us of its 230 us of Python
-    here). Callers pass only an epoch that no other call may be running.
+    ``reuse``: the ``epoch.state`` of an earlier epoch of the same caller (the
+    network's part: no data). Where it was made for the same arrays (parameters,
+    gradients and optimizer state: the same objects, of the same shape, dtype and
+    writeability) and the same settings, its workspace and table of addresses serve
+    again, and only the data's part is made anew (a one-epoch ``Trainer.fit`` of
+    64-32-10 spent 90 us of its 230 us of Python here). Callers pass only a state
+    that no other call may be using.
     """
     if isinstance(optimizer, Adam):
         if optimizer.decoupled or optimizer.weight_decay or optimizer.clip_norm:
@@ -86,7 +87,7 @@ def fused_epoch(
              *(sb + [None] * (2 - len(sb)))]
         )  # fmt: skip
     settings = (dt, X.shape[1], int(batch), activation, alpha, loss_name, kind)
-    state = getattr(reuse, "state", None)
+    state = reuse
     if state is None or not state.fits(settings, rows):
         state = _ModelState(settings, rows, linears)
     n_layers = state.table.shape[0]

@@ -92,12 +92,15 @@ class _FastnetMLP:
         """Linear layers sharing this estimator's arrays, hidden activations, dropout.
 
         Rebuilt whenever ``coefs_`` / ``intercepts_`` were replaced (warm starts,
-        L-BFGS unpacking, users assigning them).
+        L-BFGS unpacking, users assigning them) or ``activation``, ``dropout`` or the
+        output activation changed (``set_params`` after a fit).
         """
         net = getattr(self, "_fn_net", None)
         arrays = [*self.coefs_, *self.intercepts_]
+        settings = (self.activation, self.dropout, self.out_activation_)
         if (
             net is not None
+            and net["settings"] == settings
             and len(net["arrays"]) == len(arrays)
             and all(a is b for a, b in zip(net["arrays"], arrays, strict=True))
         ):
@@ -106,8 +109,16 @@ class _FastnetMLP:
         for W, b in zip(self.coefs_, self.intercepts_, strict=True):
             # own, writeable, C-contiguous copies where needed (unpickled memmaps
             # are read-only; the optimizer updates in place)
-            W = W if W.flags.c_contiguous and W.flags.writeable else np.array(W)
-            b = b if b.flags.c_contiguous and b.flags.writeable else np.array(b)
+            W = (
+                W
+                if W.flags.c_contiguous and W.flags.writeable
+                else np.array(W, order="C")
+            )
+            b = (
+                b
+                if b.flags.c_contiguous and b.flags.writeable
+                else np.array(b, order="C")
+            )
             linears.append(Linear.from_params(W, b))
         self.coefs_ = [lin.params["W"] for lin in linears]
         self.intercepts_ = [lin.params["b"] for lin in linears]
@@ -120,6 +131,7 @@ class _FastnetMLP:
             rng = np.random.default_rng(self._dropout_seed())
             drops = [Dropout(self.dropout, random_state=rng) for _ in linears[:-1]]
         net = {
+            "settings": settings,
             "arrays": [*self.coefs_, *self.intercepts_],
             "linears": linears,
             "hidden": hidden,
@@ -223,7 +235,16 @@ class _FastnetMLP:
         X, y = super()._validate_input(X, y, incremental, reset)
         if hasattr(X, "toarray"):  # sparse input: the kernels work on dense rows
             X = X.toarray()
-        return np.ascontiguousarray(X), y
+        return self._in_fitted_dtype(np.ascontiguousarray(X), incremental), y
+
+    def _in_fitted_dtype(self, X, incremental):
+        """``X`` in the dtype of the weights a ``partial_fit`` or warm start goes on
+        training (scikit-learn computes such a mix in the wider type; the kernels
+        take one dtype): float32 data for float64 weights trains in float64."""
+        coefs = getattr(self, "coefs_", None)
+        if coefs and (incremental or self.warm_start) and X.dtype != coefs[0].dtype:
+            return X.astype(coefs[0].dtype)
+        return X
 
     def _init_coef(self, fan_in, fan_out, dtype):
         self._fn_net = None
@@ -433,7 +454,7 @@ class _FastnetMLP:
         lins = net["linears"]
         names = [(f"W{i}", f"b{i}") for i in range(len(lins))]
         loss_scale, grad_scale = self._loss_scales(lbfgs=False)
-        self._fn_fused = fused_epoch(
+        run = fused_epoch(
             lins,
             net["hidden"][0] if net["hidden"] else None,
             names,
@@ -445,10 +466,12 @@ class _FastnetMLP:
             self.alpha,
             loss_scale,
             grad_scale,
-            # the last call's workspace, where it serves (fits never overlap)
-            reuse=self.__dict__.get("_fn_fused"),
+            # the last call's workspace, where it serves (fits never overlap); only
+            # that part is kept between calls, never the data
+            reuse=self.__dict__.get("_fn_fused_state"),
         )
-        return self._fn_fused
+        self._fn_fused_state = None if run is None else run.state
+        return run
 
     def _trigger_stopping(self, msg):
         """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 until 1e-6."""
@@ -648,11 +671,13 @@ class _FastnetMLP:
         return out
 
     def __getstate__(self):
-        # Compiled kernels and buffers are rebuilt on demand, never pickled.
-        state = super().__getstate__()
+        # Compiled kernels and buffers are rebuilt on demand, never pickled. (A copy:
+        # on Python 3.11+ object.__getstate__, which scikit-learn's calls, returns
+        # the instance's own __dict__, so popping from it would strip the estimator.)
+        state = dict(super().__getstate__())
         for key in (
             "_fn_net",
-            "_fn_fused",
+            "_fn_fused_state",
             "_fn_epoch_hook",
             "_fn_resume",
             "_fn_sample_idx",
@@ -742,7 +767,7 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         if fast is None:
             fast = self._fit_input(X, y, incremental, reset)
         if fast is not None:
-            return fast
+            return self._in_fitted_dtype(fast[0], incremental), fast[1]
         labels = np.asarray(y) if not hasattr(y, "toarray") else None
         if labels is not None and labels.dtype == object:
             kinds = {isinstance(v, str) for v in labels.ravel()}
@@ -806,6 +831,7 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
             and X.shape[1] > 0
             and y.shape == (X.shape[0],)
             and y.dtype.kind in "iu"
+            and y.dtype.isnative  # scikit-learn's classes_ come out native
         ):
             return None
         classes, codes = np.unique(y, return_inverse=True)

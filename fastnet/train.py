@@ -135,7 +135,7 @@ class Trainer:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.pop("_fused_run", None)  # a compiled epoch's workspace: made again
+        state.pop("_fused_state", None)  # a compiled epoch's workspace: made again
         return state
 
     # -- data ------------------------------------------------------------------------
@@ -158,7 +158,7 @@ class Trainer:
             raise ValueError(
                 f"{name} has {X.shape[0]} samples but its targets have {len(y)}"
             )
-        width = self._chain_output_width(X)
+        width = self._chain_output_width(X, name)
         if width is not None:
             pred_shape, pred_dtype = (X.shape[0], width), X.dtype
         else:
@@ -167,7 +167,7 @@ class Trainer:
         t, w = self.loss.prepare(y, pred_shape, pred_dtype, sample_weight)
         return X, t, w
 
-    def _chain_output_width(self, X):
+    def _chain_output_width(self, X, name="X"):
         """The model's output width for the 2-D ``X`` where the model is a
         ``Sequential`` of ``Linear`` layers of ``X``'s dtype, whose widths chain from
         ``X``'s, and activations (elementwise); else None, and the model runs on
@@ -175,14 +175,21 @@ class Trainer:
         64-32-10."""
         if not isinstance(self.model, Sequential) or X.ndim != 2:
             return None
+        mods = self.model.modules
+        if not all(type(m) is Linear or isinstance(m, Activation) for m in mods):
+            return None
         width = X.shape[1]
-        for m in self.model.modules:
-            if type(m) is Linear:
-                if m.n_in != width or m.dtype != X.dtype:
-                    return None
-                width = m.n_out
-            elif not isinstance(m, Activation):
+        for m in mods:
+            if type(m) is not Linear:
+                continue
+            if m.n_in != width and width == X.shape[1]:
+                raise ValueError(
+                    f"{name} has {X.shape[1]} features per sample, but the model's "
+                    f"first Linear layer takes {m.n_in}"
+                )
+            if m.n_in != width or m.dtype != X.dtype:
                 return None
+            width = m.n_out
         return width
 
     # -- training --------------------------------------------------------------------
@@ -289,10 +296,11 @@ class Trainer:
             t,
             min(self.batch_size, X.shape[0]),
             # the previous fit's workspace serves again where the network, its
-            # arrays and the optimizer's are the same (fit is not reentrant)
-            reuse=self.__dict__.get("_fused_run"),
+            # arrays and the optimizer's are the same (fit is not reentrant); only
+            # that part is kept between fits, never the data
+            reuse=self.__dict__.get("_fused_state"),
         )
-        self._fused_run = run
+        self._fused_state = None if run is None else run.state
         if run is None:
             return None
 

@@ -1,5 +1,6 @@
 """The scikit-learn drop-ins: scikit-learn's own checks, parity, API, errors."""
 
+import copy
 import pickle
 import warnings
 
@@ -595,13 +596,16 @@ def test_partial_fit_reuses_the_compiled_epoch_only_for_the_same_arrays(monkeypa
                 est.intercepts_ = [b + 0.25 for b in est.intercepts_]
         for est in (fused, plain):
             est.partial_fit(X, y, classes=np.arange(10))
-        states.append(fused._fn_fused.state)
+        states.append(fused._fn_fused_state)
         assert fused.loss_ == plain.loss_
         for a, b in zip(fused.coefs_ + fused.intercepts_,
                         plain.coefs_ + plain.intercepts_, strict=True):  # fmt: skip
             np.testing.assert_array_equal(a, b)
     assert [states[i] is states[i + 1] for i in range(4)] == [True, False, True, True]
-    assert "_fn_fused" not in vars(pickle.loads(pickle.dumps(fused)))
+    assert "_fn_fused_state" not in vars(pickle.loads(pickle.dumps(fused)))
+    # between calls only the network's part is kept: never the data
+    for arr in (*fused._fn_fused_state.arrays, *fused._fn_fused_state.keep):
+        assert not np.shares_memory(arr, X)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 10])
@@ -665,3 +669,60 @@ def test_fit_quick_checks_leave_the_rest_to_scikit_learn():
     warm.fit(X, y)
     assert warm._fit_input(X, y, incremental=False, reset=True) is None
     assert est._fit_input(X, y, incremental=True, reset=False) is None
+
+
+def test_weights_of_any_layout_and_dtype_changes_train_as_scikit_learns_do():
+    # Fortran-ordered weights (a transpose from elsewhere) predict and train; data
+    # of another float dtype than the fitted weights trains in the weights' dtype
+    X, y = _digits()
+    X, y = X[:200], y[:200]
+    est = fn.MLPClassifier((8,), max_iter=3, random_state=0).fit(X, y)
+    ref = clone(est).fit(X, y)
+    est.coefs_ = [np.asfortranarray(c) for c in est.coefs_]
+    np.testing.assert_array_equal(est.predict_proba(X), ref.predict_proba(X))
+    est.partial_fit(X, y)
+    ref.partial_fit(X, y)
+    for a, b in zip(est.coefs_, ref.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    est.partial_fit(X.astype(np.float32), y)  # float64 weights: trains in float64
+    ref.partial_fit(X, y)
+    assert est.n_iter_ == 1 and est.coefs_[0].dtype == np.float64
+    for a, b in zip(est.coefs_, ref.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    warm = fn.MLPRegressor(hidden_layer_sizes=(8,), max_iter=2, warm_start=True)
+    warm.fit(X.astype(np.float32), y.astype(np.float32))
+    warm.fit(X, y)  # float64 data, float32 weights: trains them in float32
+    assert warm.coefs_[0].dtype == np.float32 and warm.n_iter_ == 2
+
+
+def test_set_params_after_fit_changes_the_network():
+    # the network over coefs_ is cached; a changed activation or dropout rebuilds
+    # it (the reference: a copy, which carries no cached network)
+    X, y = _digits()
+    X, y = X[:200], y[:200]
+    est = fn.MLPClassifier((8,), max_iter=3, random_state=0).fit(X, y)
+    relu = est.predict_proba(X)
+    est.set_params(activation="tanh")
+    ref = copy.deepcopy(est)
+    assert "_fn_net" not in vars(ref) and "_fn_net" in vars(est)
+    np.testing.assert_array_equal(est.predict_proba(X), ref.predict_proba(X))
+    assert not np.array_equal(est.predict_proba(X), relu)
+    est.partial_fit(X, y)
+    ref.partial_fit(X, y)
+    for a, b in zip(est.coefs_, ref.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not est._network()["dropout"]
+    est.set_params(dropout=0.5)
+    assert est._network()["dropout"]  # the next fit trains with dropout
+
+
+def test_big_endian_labels_give_native_classes_as_scikit_learns():
+    X, y = _digits()
+    X, y = X[:200], y[:200]
+    ours = fn.MLPClassifier((8,), max_iter=2, random_state=0).fit(X, y.astype(">i8"))
+    theirs = sk.MLPClassifier((8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(X, y.astype(">i8"))
+    assert ours.classes_.dtype == theirs.classes_.dtype
+    assert ours.predict(X).dtype == theirs.predict(X).dtype

@@ -1,5 +1,6 @@
 """Trainer: learning, stopping rules, faults, checkpoints and resume after SIGKILL."""
 
+import gc
 import os
 import pickle
 import signal
@@ -180,7 +181,7 @@ def test_bad_data():
         t.fit(X, y[:10])
     with pytest.raises(ValueError, match=r"\[0, 10\)"):
         t.fit(X, y + 5)
-    with pytest.raises(ValueError, match="expected"):
+    with pytest.raises(ValueError, match="X has 5 features per sample, but the model"):
         t.fit(X[:, :5], y)
     with pytest.raises(ValueError, match="resume"):
         t.fit(X, y, resume=True)
@@ -385,9 +386,15 @@ def test_fit_checks_its_data_without_running_a_linear_chain(dtype):
         fn.Sigmoid(),
     )
     assert trainer(model)._chain_output_width(X) == 10
-    assert trainer(model)._chain_output_width(X[:, :63]) is None  # runs the model
-    with pytest.raises(ValueError, match=r"expected \(n, 64\)"):
+    with pytest.raises(ValueError, match="X has 63 features per sample, but the "
+                       "model's first Linear layer takes 64"):  # fmt: skip
         trainer(model).fit(X[:, :63], y)
+    inner = fn.Sequential(
+        fn.Linear(64, 16, dtype=dtype), fn.Linear(15, 10, dtype=dtype)
+    )
+    assert trainer(inner)._chain_output_width(X) is None  # runs the model: its error
+    with pytest.raises(ValueError, match=r"expected \(n, 15\)"):
+        trainer(inner).fit(X, y)
     for bad_x in (np.ascontiguousarray(X), np.asfortranarray(X)):
         bad_x = bad_x.copy(order="K")
         bad_x[5, 7] = (np.nan, np.inf)[bad_x.flags.f_contiguous]
@@ -447,12 +454,17 @@ def test_fits_reuse_the_compiled_epochs_workspace_only_for_the_same_arrays(
             fused.batch_size = plain.batch_size = 64
         fused.fit(X, y)
         plain.fit(X, y)
-        states.append(fused._fused_run.state)
+        states.append(fused._fused_state)
         assert fused.history.loss == plain.history.loss
         for k, v in fused.model.params.items():
             np.testing.assert_array_equal(v, plain.model.params[k])
     same = [states[i] is states[i + 1] for i in range(5)]
     assert same == [True, False, False, False, True]
     clone = pickle.loads(pickle.dumps(fused))  # the workspace is not pickled
-    assert "_fused_run" not in vars(clone)
+    assert "_fused_state" not in vars(clone)
     clone.fit(X, y)
+    # only the network's part is kept between fits: never the data
+    held = gc.get_referents(fused._fused_state, *vars(fused._fused_state).values())
+    for a in held:
+        for arr in a if isinstance(a, list | tuple) else [a]:
+            assert not (isinstance(arr, np.ndarray) and np.shares_memory(arr, X))
