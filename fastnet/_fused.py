@@ -132,27 +132,23 @@ def fused_epoch(
     t_row, batch, alpha = int(t_row), int(batch), float(alpha)
     l2, grad_scale, loss_scale = float(l2), float(grad_scale), float(loss_scale)
 
-    def check(order):
-        # the kernel gathers rows by these indices without bounds checks
-        if not (
+    def array_fits(order):
+        return (
             isinstance(order, np.ndarray)
             and order.shape == (n,)
             and order.dtype == np.int64
             and order.flags.c_contiguous
-            and not (n and (order.min() < 0 or order.max() >= n))
-        ):
+        )
+
+    def check(order):
+        # the kernel gathers rows by these indices without bounds checks
+        if not array_fits(order) or (n and (order.min() < 0 or order.max() >= n)):
             raise ValueError(f"the epoch's row order must be int64 indices of {n} rows")
 
     def epoch(order, checked=False):
         # checked: order's values passed check before (it is a checked order or a
         # permutation of one), so only its array is looked at again
-        if not (
-            checked
-            and isinstance(order, np.ndarray)
-            and order.shape == (n,)
-            and order.dtype == np.int64
-            and order.flags.c_contiguous
-        ):
+        if not (checked and array_fits(order)):
             check(order)
         o = optimizer
         if kind == "adam":

@@ -14,6 +14,7 @@ import math
 from numba import prange
 
 from ._config import jit, jit_twins
+from .softmax import row_exp
 
 
 @jit
@@ -37,23 +38,6 @@ def _row_logsumexp(z, i):
     s = 0.0
     for j in range(z.shape[1]):
         s += math.exp(z[i, j] - m)
-    return m, s
-
-
-@jit
-def _row_exp(z, i, out):
-    r"""``(m, s)`` of :func:`_row_logsumexp`, each term :math:`e^{z_{ij} - m}` of ``s``
-    also written to ``out[i, j]`` (``out`` may be ``z``: each element is read
-    before it is written), so a caller needing them computes them once."""
-    m = z[i, 0]
-    for j in range(1, z.shape[1]):
-        if z[i, j] > m:
-            m = z[i, j]
-    s = 0.0
-    for j in range(z.shape[1]):
-        e = math.exp(z[i, j] - m)
-        out[i, j] = e
-        s += e
     return m, s
 
 
@@ -104,7 +88,7 @@ def _softmax_cross_entropy(z, y, w, grad):
     for i in prange(n):
         scale = (w[i] if w.size > 0 else 1.0) / total
         zy = z[i, y[i]]  # read before grad (which may be z) is written
-        m, s = _row_exp(z, i, grad)  # grad[i] = e^(z[i] - m): one exp an element
+        m, s = row_exp(z, i, grad)  # grad[i] = e^(z[i] - m): one exp an element
         loss += scale * (m + math.log(s) - zy)
         inv = 1.0 / s
         for j in range(k):

@@ -4,7 +4,25 @@ import math
 
 from numba import prange
 
-from ._config import jit_twins
+from ._config import jit, jit_twins
+
+
+@jit
+def row_exp(z, i, out):
+    r"""``(m, s)``: the row max :math:`m = \max_k z_{ik}` and
+    :math:`s = \sum_k e^{z_{ik} - m}`, each term also written to ``out[i, k]``
+    (``out`` may be ``z``: each element is read before it is written). Every
+    exponent is <= 0, so nothing overflows and the largest term is exactly 1."""
+    m = z[i, 0]
+    for j in range(1, z.shape[1]):
+        if z[i, j] > m:
+            m = z[i, j]
+    s = 0.0
+    for j in range(z.shape[1]):
+        e = math.exp(z[i, j] - m)
+        out[i, j] = e
+        s += e
+    return m, s
 
 
 def _softmax_forward(x, out):
@@ -15,15 +33,7 @@ def _softmax_forward(x, out):
     (logits of 1e4 are fine) and the largest term is exactly 1.
     """
     for i in prange(x.shape[0]):
-        m = x[i, 0]
-        for j in range(1, x.shape[1]):
-            if x[i, j] > m:
-                m = x[i, j]
-        s = 0.0
-        for j in range(x.shape[1]):
-            e = math.exp(x[i, j] - m)
-            out[i, j] = e
-            s += e
+        _, s = row_exp(x, i, out)
         inv = 1.0 / s
         for j in range(x.shape[1]):
             out[i, j] *= inv
