@@ -1,17 +1,19 @@
-"""The vectorised float32 tanh and logistic function against float64 references:
-every float32 result within half an ulp (plus 1e-3 for the reference's own
-rounding), the special values, float64 unchanged (libm to the bit), and loops that
-LLVM really vectorises."""
+"""The vectorised float32 tanh, logistic function and GELUs (with their
+derivatives, through ``exp_of`` and ``erfc_of``) against float64 references: every
+float32 result within half an ulp (plus 1e-3 for the reference's own rounding), the
+special values, float64 unchanged (libm to the bit), and loops that LLVM really
+vectorises."""
 
 import math
+import types
 
 import numba
 import numpy as np
 import pytest
 from numba import njit
-from scipy.special import expit
+from scipy.special import expit, ndtr
 
-from fastnet.kernels import vmath
+from fastnet.kernels import activations, vmath
 from fastnet.kernels._config import FASTMATH
 
 OPTIONS = {"fastmath": set(FASTMATH), "error_model": "numpy"}
@@ -35,9 +37,45 @@ _libm_tanh = _loop(njit(**OPTIONS)(lambda v: math.tanh(v)))
 _libm_logistic = _loop(njit(**OPTIONS)(lambda v: 1.0 / (1.0 + math.exp(-v))))
 
 
+# the GELUs' code before exp_of / erfc_of: the same functions with libm's calls
+_libm_vmath = types.ModuleType("libm_vmath")
+_libm_vmath.exp_of = njit(**OPTIONS)(lambda x, t: math.exp(t))
+_libm_vmath.erfc_of = njit(**OPTIONS)(lambda x, a: math.erfc(a))
+
+
+def _activation(f, exact):
+    """(loop, exact, libm loop) for an activation's scalar function ``f(x, alpha)``."""
+    g = f.py_func
+    libm = njit(**OPTIONS)(
+        types.FunctionType(g.__code__, {**g.__globals__, "vmath": _libm_vmath})
+    )
+    vectorised = njit(inline="always", **OPTIONS)(lambda v: f(v, 0.0))  # as kernels
+    return _loop(vectorised), exact, _loop(njit(**OPTIONS)(lambda v: libm(v, 0.0)))
+
+
+_C = math.sqrt(2 / math.pi)
+
+
+def _gelu_grad_exact(x):
+    return ndtr(x) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+def _gelu_tanh_exact(x):
+    return x * expit(2 * _C * (x + 0.044715 * x**3))
+
+
+def _gelu_tanh_grad_exact(x):
+    s = expit(2 * _C * (x + 0.044715 * x**3))
+    return s + 2 * x * s * (1 - s) * _C * (1 + 3 * 0.044715 * x**2)
+
+
 FUNCTIONS = {
     "tanh": (_tanh_loop, np.tanh, _libm_tanh),
     "logistic": (_logistic_loop, expit, _libm_logistic),
+    "gelu": _activation(activations._gelu, lambda x: x * ndtr(x)),
+    "gelu'": _activation(activations._gelu_grad, _gelu_grad_exact),
+    "gelu_tanh": _activation(activations._gelu_tanh, _gelu_tanh_exact),
+    "gelu_tanh'": _activation(activations._gelu_tanh_grad, _gelu_tanh_grad_exact),
 }
 
 
@@ -89,6 +127,20 @@ def test_special_values():
     assert np.isnan(s[0])
 
 
+@pytest.mark.parametrize("name", ["gelu", "gelu'", "gelu_tanh", "gelu_tanh'"])
+def test_gelu_special_values_are_libms(name):
+    # NaN, infinities, zeros, subnormals and the far tails as the libm code gave them
+    # (GELU(-inf) and GELU'(inf) are NaN there too: -inf * 0 and inf * 0)
+    loop, _, libm = FUNCTIONS[name]
+    x = np.array(
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 13, -13, 40, -40, 1e30],
+        "f4",
+    )
+    x = np.concatenate([x, -x[-1:]])
+    # to an ulp: a finite tail value may round the other way (3e-10 apart)
+    np.testing.assert_allclose(_apply(loop, x), _apply(libm, x), rtol=2.0**-23, atol=0)
+
+
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_float64_is_libm_to_the_bit(name, rng):
     loop, _, libm = FUNCTIONS[name]
@@ -105,4 +157,4 @@ def test_float32_loops_vectorise(name):
     (signature,) = [s for s in loop.signatures if s[0].dtype == numba.float32]
     ir = loop.inspect_llvm(signature)
     assert "x double>" in ir  # vectors of float64, as <4 x double> or <8 x double>
-    assert "@tanhf" not in ir and "@expf" not in ir and "@exp(" not in ir
+    assert not any(f"@{f}" in ir for f in ("tanhf", "expf", "exp(", "erfc"))
