@@ -172,25 +172,31 @@ class Trainer:
         ``Sequential`` of ``Linear`` layers of ``X``'s dtype, whose widths chain from
         ``X``'s, and activations (elementwise); else None, and the model runs on
         ``X``'s first row to tell (and to raise its own error): 32 us a ``fit`` for
-        64-32-10."""
+        64-32-10. Widths that do not chain raise a ``ValueError`` naming the layers
+        (whatever the dtypes), not the model's error about its one-row input."""
         if not isinstance(self.model, Sequential) or X.ndim != 2:
             return None
         mods = self.model.modules
         if not all(type(m) is Linear or isinstance(m, Activation) for m in mods):
             return None
-        width = X.shape[1]
-        for m in mods:
+        width, previous = X.shape[1], None
+        for i, m in enumerate(mods):
             if type(m) is not Linear:
                 continue
-            if m.n_in != width and width == X.shape[1]:
+            if m.n_in != width and previous is None:
                 raise ValueError(
                     f"{name} has {X.shape[1]} features per sample, but the model's "
                     f"first Linear layer takes {m.n_in}"
                 )
-            if m.n_in != width or m.dtype != X.dtype:
-                return None
-            width = m.n_out
-        return width
+            if m.n_in != width:
+                raise ValueError(
+                    f"the model's layers do not chain: Linear layer {previous} gives "
+                    f"{width} features, but Linear layer {i} takes {m.n_in}"
+                )
+            width, previous = m.n_out, i
+        # a layer of another dtype casts: the model's own forward tells the output
+        linears = [m for m in mods if type(m) is Linear]
+        return width if all(m.dtype == X.dtype for m in linears) else None
 
     # -- training --------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, resume=False):

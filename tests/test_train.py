@@ -392,9 +392,26 @@ def test_fit_checks_its_data_without_running_a_linear_chain(dtype):
     inner = fn.Sequential(
         fn.Linear(64, 16, dtype=dtype), fn.Linear(15, 10, dtype=dtype)
     )
-    assert trainer(inner)._chain_output_width(X) is None  # runs the model: its error
-    with pytest.raises(ValueError, match=r"expected \(n, 15\)"):
+    chain = "Linear layer 0 gives 16 features, but Linear layer 1 takes 15"
+    with pytest.raises(ValueError, match=chain):
         trainer(inner).fit(X, y)
+    # also where the layers cast (another dtype), and where an inner layer takes as
+    # many features as X has (the message named the first layer)
+    other = np.float64 if dtype == np.float32 else np.float32
+    inner = fn.Sequential(fn.Linear(64, 16, dtype=other), fn.Linear(15, 10))
+    with pytest.raises(ValueError, match=chain):
+        trainer(inner).fit(X, y)
+    inner = fn.Sequential(
+        fn.Linear(64, 16, dtype=dtype),
+        fn.ReLU(),
+        fn.Linear(16, 8, dtype=dtype),
+        fn.Linear(64, 3, dtype=dtype),
+    )
+    with pytest.raises(ValueError, match="layer 2 gives 8 features, but Linear "
+                       "layer 3 takes 64"):  # fmt: skip
+        trainer(inner).fit(X, y)
+    mixed = fn.Sequential(fn.Linear(64, 16, dtype=other), fn.Linear(16, 10))
+    assert trainer(mixed)._chain_output_width(X) is None  # the model casts: it tells
     for bad_x in (np.ascontiguousarray(X), np.asfortranarray(X)):
         bad_x = bad_x.copy(order="K")
         bad_x[5, 7] = (np.nan, np.inf)[bad_x.flags.f_contiguous]
