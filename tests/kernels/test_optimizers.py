@@ -146,3 +146,21 @@ def test_sum_squares_against_float64_numpy(n, dt):
     x[:3] = [1e-30, -1e30, 0.0][: min(n, 3)]  # float32 squares that need float64
     expected = float(np.sum(x.astype(np.float64) ** 2))
     assert sum_squares(x) == pytest.approx(expected, rel=1e-13, abs=0)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_sum_squares_vector_lanes_are_the_scalar_sums_bits(dt):
+    # a C-contiguous array takes the vectorised eight sums, a strided one the
+    # scalar sums: the same eight running sums, so the same bits; and NaN/inf pass
+    rng = np.random.default_rng(3)
+    for n in [*range(0, 40), 1001, 235_146]:
+        x = (rng.standard_normal(n) * rng.choice([1e-20, 1.0, 1e15], n)).astype(dt)
+        strided = np.empty(2 * n, dt)[::2]
+        strided[:] = x
+        assert n < 2 or not strided.flags.c_contiguous
+        assert sum_squares(x) == sum_squares(strided)
+    x = rng.standard_normal(100).astype(dt)
+    x[7] = np.inf
+    assert sum_squares(x) == np.inf
+    x[9] = np.nan
+    assert np.isnan(sum_squares(x))
