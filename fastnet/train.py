@@ -18,7 +18,7 @@ from ._atomic import load_npz, save_npz
 from ._checks import as_float_array, check_positive_int, make_generator
 from ._fused import fused_epoch
 from ._threads import thread_limit
-from .layers import Activation, Linear
+from .layers import Activation, Dropout, Linear, Softmax
 from .optim import Optimizer
 from .sequential import Sequential
 
@@ -172,31 +172,38 @@ class Trainer:
         ``Sequential`` of ``Linear`` layers of ``X``'s dtype, whose widths chain from
         ``X``'s, and activations (elementwise); else None, and the model runs on
         ``X``'s first row to tell (and to raise its own error): 32 us a ``fit`` for
-        64-32-10. Widths that do not chain raise a ``ValueError`` naming the layers
-        (whatever the dtypes), not the model's error about its one-row input."""
+        64-32-10.
+
+        Widths that do not chain raise a ``ValueError`` naming the modules, not the
+        model's error about its one-row input, wherever only width-keeping modules
+        (activations, ``Dropout``, ``Softmax``) stand between the ``Linear`` layers,
+        whatever the dtypes."""
         if not isinstance(self.model, Sequential) or X.ndim != 2:
             return None
         mods = self.model.modules
-        if not all(type(m) is Linear or isinstance(m, Activation) for m in mods):
-            return None
-        width, previous = X.shape[1], None
+        width, previous, plain = X.shape[1], None, True
         for i, m in enumerate(mods):
-            if type(m) is not Linear:
-                continue
-            if m.n_in != width and previous is None:
-                raise ValueError(
-                    f"{name} has {X.shape[1]} features per sample, but the model's "
-                    f"first Linear layer takes {m.n_in}"
-                )
-            if m.n_in != width:
-                raise ValueError(
-                    f"the model's layers do not chain: Linear layer {previous} gives "
-                    f"{width} features, but Linear layer {i} takes {m.n_in}"
-                )
-            width, previous = m.n_out, i
+            if type(m) is Linear:
+                if m.n_in != width and previous is None:
+                    raise ValueError(
+                        f"{name} has {X.shape[1]} features per sample, but the "
+                        f"model's first Linear layer (module {i}) takes {m.n_in}"
+                    )
+                if m.n_in != width:
+                    raise ValueError(
+                        f"the model's layers do not chain: module {previous} "
+                        f"({mods[previous]!r}) gives {width} features, but module "
+                        f"{i} ({m!r}) takes {m.n_in}"
+                    )
+                width, previous = m.n_out, i
+            elif isinstance(m, (Dropout, Softmax)):
+                plain = False
+            elif not isinstance(m, Activation):
+                return None  # a module that may change the width: its forward tells
         # a layer of another dtype casts: the model's own forward tells the output
-        linears = [m for m in mods if type(m) is Linear]
-        return width if all(m.dtype == X.dtype for m in linears) else None
+        if plain and all(m.dtype == X.dtype for m in mods if type(m) is Linear):
+            return width
+        return None
 
     # -- training --------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, resume=False):

@@ -386,13 +386,14 @@ def test_fit_checks_its_data_without_running_a_linear_chain(dtype):
         fn.Sigmoid(),
     )
     assert trainer(model)._chain_output_width(X) == 10
-    with pytest.raises(ValueError, match="X has 63 features per sample, but the "
-                       "model's first Linear layer takes 64"):  # fmt: skip
+    first = r"X has 63 features per sample, but the model's first Linear layer "
+    with pytest.raises(ValueError, match=first + r"\(module 0\) takes 64"):
         trainer(model).fit(X[:, :63], y)
     inner = fn.Sequential(
         fn.Linear(64, 16, dtype=dtype), fn.Linear(15, 10, dtype=dtype)
     )
-    chain = "Linear layer 0 gives 16 features, but Linear layer 1 takes 15"
+    chain = r"module 0 \(Linear\(64, 16, .*\)\) gives 16 features, but module 1 "
+    chain += r"\(Linear\(15, 10, .*\)\) takes 15"
     with pytest.raises(ValueError, match=chain):
         trainer(inner).fit(X, y)
     # also where the layers cast (another dtype), and where an inner layer takes as
@@ -407,9 +408,20 @@ def test_fit_checks_its_data_without_running_a_linear_chain(dtype):
         fn.Linear(16, 8, dtype=dtype),
         fn.Linear(64, 3, dtype=dtype),
     )
-    with pytest.raises(ValueError, match="layer 2 gives 8 features, but Linear "
-                       "layer 3 takes 64"):  # fmt: skip
+    chain = r"module 2 \(Linear\(16, 8, .*\)\) gives 8 features, but module 3 "
+    with pytest.raises(ValueError, match=chain + r"\(Linear\(64, 3, .*\)\) takes 64"):
         trainer(inner).fit(X, y)
+    # width-keeping modules between the layers: still named, not the one-row error
+    for between in (fn.Dropout(0.1), fn.Softmax()):
+        inner = fn.Sequential(
+            fn.Linear(64, 16, dtype=dtype), between, fn.Linear(15, 10, dtype=dtype)
+        )
+        with pytest.raises(ValueError, match=r"module 0 .* but module 2 .* takes 15"):
+            trainer(inner).fit(X, y)
+        inner = fn.Sequential(
+            fn.Linear(64, 16, dtype=dtype), between, fn.Linear(16, 10, dtype=dtype)
+        )
+        assert trainer(inner)._chain_output_width(X) is None  # runs the model
     mixed = fn.Sequential(fn.Linear(64, 16, dtype=other), fn.Linear(16, 10))
     assert trainer(mixed)._chain_output_width(X) is None  # the model casts: it tells
     for bad_x in (np.ascontiguousarray(X), np.asfortranarray(X)):
