@@ -5,13 +5,24 @@ whole ``partial_fit`` epoch on inputs scaled down to (and below) the normal rang
 
 float32, the process's default threads. Each kernel figure is the mean of 200 calls
 (50 for tanh) after a warm-up, normal and subnormal data interleaved, over 3 runs;
-each epoch figure is the median of 4 epochs (2 when subnormal). One run on the
-shared 2-core VM, 2026-11-23: the GEMM 128x (126-132) slower on subnormal inputs,
-Adam 18.7x (18.3-18.9) with subnormal gradients, tanh 2.3x (2.2-2.4); an epoch
-190 ms on standard-normal inputs, 202 ms on inputs scaled by 1e-20 (still normal
-floats) and 10.3 s on inputs scaled by 1e-39 (subnormal), 54x. fastnet does not
-flush to zero (MXCSR is per thread, and the BLAS and Numba worker threads keep
-their own): ``fastnet train`` standardises its inputs.
+each epoch figure is the median of 4 epochs (2 when subnormal).
+
+The cost depends on the processor:
+
+* the shared 2-core Intel Xeon VM, 2026-11-23: the GEMM 128x (126-132) slower on
+  subnormal inputs, Adam 18.7x (18.3-18.9) with subnormal gradients, tanh 2.3x
+  (2.2-2.4); an epoch 190 ms on standard-normal inputs, 202 ms on inputs scaled by
+  1e-20 (still normal floats) and 10.3 s on inputs scaled by 1e-39 (subnormal), 54x;
+* the shared 2-core AMD EPYC (Zen 3) VM, 2026-12-04, two runs: the GEMM 1.0x
+  (0.9-1.0), Adam 2.0x and 2.4x, tanh 1.0x (1.0-1.1); the epoch 274 and 365 ms on
+  standard-normal inputs, 255 and 258 ms scaled by 1e-20, 286 and 256 ms scaled by
+  1e-39: no slowdown beyond the machine's noise.
+
+fastnet does not flush to zero: the products run in OpenBLAS's threads, whose MXCSR
+(per thread) fastnet does not set, so a flush in fastnet's own kernels would leave
+the 128x of the GEMM on the processors where it occurs. ``fastnet train``
+standardises its inputs, and the estimators' users are told to (as scikit-learn's
+are); README's Speed section says so.
 """
 
 import time
