@@ -162,7 +162,13 @@ class Trainer:
         if width is not None:
             pred_shape, pred_dtype = (X.shape[0], width), X.dtype
         else:
-            out = self.model.forward(X[:1], train=False)
+            try:
+                out = self.model.forward(X[:1], train=False)
+            except (ValueError, TypeError) as e:  # its shapes are of one sample
+                raise type(e)(
+                    f"{e} (from the model run on the first sample of {name}, "
+                    f"whose shape is {X.shape})"
+                ) from e
             pred_shape, pred_dtype = (X.shape[0], *np.shape(out)[1:]), out.dtype
         t, w = self.loss.prepare(y, pred_shape, pred_dtype, sample_weight)
         return X, t, w

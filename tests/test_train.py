@@ -424,6 +424,11 @@ def test_fit_checks_its_data_without_running_a_linear_chain(dtype):
         assert trainer(inner)._chain_output_width(X) is None  # runs the model
     mixed = fn.Sequential(fn.Linear(64, 16, dtype=other), fn.Linear(16, 10))
     assert trainer(mixed)._chain_output_width(X) is None  # the model casts: it tells
+    # where the model itself tells, its one-sample shapes come with X's own
+    X3 = np.ascontiguousarray(np.broadcast_to(X[:, None, :], (len(X), 2, 64)))
+    with pytest.raises(ValueError, match=r"2-D.* first sample of X, whose shape is "
+                       rf"\({len(X)}, 2, 64\)"):  # fmt: skip
+        trainer(model).fit(X3, y)
     for bad_x in (np.ascontiguousarray(X), np.asfortranarray(X)):
         bad_x = bad_x.copy(order="K")
         bad_x[5, 7] = (np.nan, np.inf)[bad_x.flags.f_contiguous]
