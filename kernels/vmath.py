@@ -144,7 +144,8 @@ def _exp_of(x, t):
         s = np.float64(t)
         # selects, not branches: e^t is 0 below -700 and inf above 700 (libm's
         # limits are -745 and 709.8; for a float32 result the same), since
-        # exp_f64 builds 2^k from exponent bits, valid for |k| < 1022; NaN stays
+        # exp_f64 builds 2^k from exponent bits, valid for |k| < 1022. NaN stays
+        # NaN.
         e = exp_f64(min(max(s, -_EXP_LIMIT), _EXP_LIMIT))
         big = math.inf if s > 0.0 else 0.0
         e = e if abs(s) <= _EXP_LIMIT else big
@@ -167,7 +168,8 @@ def _erfc_of(x, a):
 
 def erfc_f64(a):
     r""":math:`\mathrm{erfc}(a)` for a float64 ``a``, in vectorisable arithmetic, to
-    4e-10 relative: exact for a float32 result, not for a float64 one.
+    3e-10 relative (:func:`exp_f64`'s bound; 1.2e-11 measured over [-12, 12]):
+    exact for a float32 result, not for a float64 one.
 
     For :math:`z = |a| \le 12`,
     :math:`\mathrm{erfc}(z) = e^{-z^2}\,\mathrm{erfcx}(z)`, the scaled function

@@ -158,3 +158,16 @@ def test_float32_loops_vectorise(name):
     ir = loop.inspect_llvm(signature)
     assert "x double>" in ir  # vectors of float64, as <4 x double> or <8 x double>
     assert not any(f"@{f}" in ir for f in ("tanhf", "expf", "exp(", "erfc"))
+
+
+def test_erfc_series_is_the_documented_fit():
+    # erfc_f64's coefficients: the degree-16 Chebyshev fit of scipy's erfcx at 2,000
+    # Chebyshev nodes of t = 2 / (2 + z) on [1/7, 1], as its docstring says
+    from numpy.polynomial import chebyshev
+    from scipy.special import erfcx
+
+    t_lo = 2 / 14
+    u = np.cos(np.pi * (np.arange(2000) + 0.5) / 2000)
+    t = (u * (1 - t_lo) + 1 + t_lo) / 2
+    fit = chebyshev.chebfit(u, erfcx(2 / t - 2), 16)
+    np.testing.assert_allclose(vmath._ERFCX_CHEB, fit, rtol=1e-9, atol=1e-16)
