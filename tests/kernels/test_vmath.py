@@ -170,4 +170,10 @@ def test_erfc_series_is_the_documented_fit():
     u = np.cos(np.pi * (np.arange(2000) + 0.5) / 2000)
     t = (u * (1 - t_lo) + 1 + t_lo) / 2
     fit = chebyshev.chebfit(u, erfcx(2 / t - 2), 16)
-    np.testing.assert_allclose(vmath._ERFCX_CHEB, fit, rtol=1e-9, atol=1e-16)
+    # the smallest coefficients (c16 is -3.9e-14) move by 3e-16 between NumPy and
+    # SciPy releases (least squares, ill-conditioned there): compare coefficients
+    # to 1e-14 and the series they sum to, whose value is what matters, to 1e-13
+    np.testing.assert_allclose(vmath._ERFCX_CHEB, fit, rtol=1e-9, atol=1e-14)
+    grid = np.linspace(-1, 1, 10_001)
+    series = chebyshev.chebval(grid, vmath._ERFCX_CHEB)
+    np.testing.assert_allclose(series, chebyshev.chebval(grid, fit), rtol=1e-13)
