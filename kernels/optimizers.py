@@ -77,39 +77,30 @@ adam_update = jit_twins(_adam_update)
 def _head_squares(x, end):
     r"""The eight running sums of :func:`sum_squares` over ``x[:end]`` (``end`` a
     multiple of 8), added pairwise: ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 +
-    s7))``, element ``i`` in sum ``i mod 8``. (Compiled code takes the overload
-    below; this is its arithmetic in Python.)"""
-    lanes = [0.0] * 8
-    for i in range(end):
-        v = float(x[i])
-        lanes[i % 8] += v * v
-    s = lanes
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+    s7))``, element ``i`` in sum ``i mod 8``. Compiled code runs this loop for a
+    strided ``x`` and :func:`_lane_sums`, the same arithmetic, for a contiguous one
+    (the overload below)."""
+    f64 = np.float64
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for i in range(0, end, 8):
+        v0, v1, v2, v3 = f64(x[i]), f64(x[i + 1]), f64(x[i + 2]), f64(x[i + 3])
+        v4, v5, v6, v7 = f64(x[i + 4]), f64(x[i + 5]), f64(x[i + 6]), f64(x[i + 7])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        s4 += v4 * v4
+        s5 += v5 * v5
+        s6 += v6 * v6
+        s7 += v7 * v7
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @overload(_head_squares, inline="always", jit_options={"fastmath": set(FASTMATH)})
 def _head_squares_impl(x, end):
     if x.layout == "C":
         return lambda x, end: _lane_sums(x, end)
-
-    def strided(x, end):  # eight scalar sums, the same arithmetic
-        f64 = np.float64
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-        for i in range(0, end, 8):
-            v0, v1, v2, v3 = f64(x[i]), f64(x[i + 1]), f64(x[i + 2]), f64(x[i + 3])
-            v4, v5, v6 = f64(x[i + 4]), f64(x[i + 5]), f64(x[i + 6])
-            v7 = f64(x[i + 7])
-            s0 += v0 * v0
-            s1 += v1 * v1
-            s2 += v2 * v2
-            s3 += v3 * v3
-            s4 += v4 * v4
-            s5 += v5 * v5
-            s6 += v6 * v6
-            s7 += v7 * v7
-        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-    return strided
+    return _head_squares
 
 
 @intrinsic
