@@ -102,3 +102,51 @@ def test_estimators_pickle_and_continue_training_identically(kind):
     clone.partial_fit(X, y)
     for a, b in zip(clone.coefs_, est.coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_pickles_of_the_previous_layout_load():
+    """Objects pickled by fastnet 0.1.0, whose classes lived at the old module paths
+    (``fastnet.estimator``, ``fastnet.layers.linear``, ``fastnet.train``, ...), load
+    and compute what they computed then (``tests/fixtures/make_release_pickle.py``
+    wrote the file)."""
+    import pathlib
+
+    path = pathlib.Path(__file__).parent / "fixtures" / "release_0.1.0.pkl"
+    payload = path.read_bytes()
+    assert b"fastnet.estimator" in payload and b"fastnet.layers.linear" in payload
+    data = pickle.loads(payload)
+    objects, expected = data["objects"], data["expected"]
+    X = expected["X"]
+    np.testing.assert_array_equal(
+        objects["classifier"].predict_proba(X), expected["classifier"]
+    )
+    np.testing.assert_array_equal(
+        objects["regressor"].predict(X), expected["regressor"]
+    )
+    np.testing.assert_array_equal(
+        objects["sequential"].forward(X, train=False), expected["sequential"]
+    )
+    np.testing.assert_array_equal(objects["graph"].forward(x=X), expected["graph"])
+    trainer = objects["trainer"]
+    np.testing.assert_array_equal(
+        trainer.model.forward(X, train=False), expected["trainer"]
+    )
+    assert objects["history"].loss == trainer.history.loss
+    np.testing.assert_array_equal(
+        objects["tabular"].predict(expected["frame"]), expected["tabular"]
+    )
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        objects["classifier"].partial_fit(X, y)  # the optimizer's state came too
+        trainer.fit(X, y)
+    for loss in objects["losses"]:
+        assert isinstance(
+            loss,
+            fn.SoftmaxCrossEntropy
+            | fn.SigmoidBinaryCrossEntropy
+            | fn.MSELoss
+            | fn.PoissonLoss,
+        )
+    assert isinstance(objects["sgd"], fn.optim.SGD)
+    assert isinstance(objects["dropout"], fn.Dropout)
