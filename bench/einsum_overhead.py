@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 import fastnet as fn
-from fastnet import contract, kernels
+from fastnet import kernels
+from fastnet.nn import einsum_plan as contract
 
 CASES = {
     "matmul 8x8": ("ij,jk->ik", [(8, 8), (8, 8)]),

@@ -1,5 +1,6 @@
 """Reading a large numeric CSV: time and peak memory of fastnet's reader (pandas'
-read_csv behind fastnet.table.read_table) against the csv-module loop it replaced.
+read_csv behind fastnet.tabular.table.read_table) against the csv-module loop it
+replaced.
 
     python bench/read_csv.py [--rows 1000000] [--cols 50] [--repeats 3]
 
@@ -49,7 +50,7 @@ def measure(which, path):
     if which == "fastnet":
         import pandas  # noqa: F401  (imported before the baseline)
 
-        from fastnet.table import read_table
+        from fastnet.tabular.table import read_table
     before = _rss_kib()
     began = time.perf_counter()
     if which == "fastnet":

@@ -8,7 +8,7 @@ python bench/report.py [--quick] [--tiny]
 
 import sys
 
-from fastnet._bench import main
+from fastnet._bench.workloads import main
 
 if __name__ == "__main__":
     sys.exit(main(quick="--quick" in sys.argv, tiny="--tiny" in sys.argv))

@@ -18,7 +18,7 @@ times (median, min-max):
   setting's extra time after it.
 
 Every cold run gets its own empty ``FASTNET_CACHE_DIR``; the warm runs reuse it. A
-cold run's background compilation (``fastnet._native.compile_in_background``) is
+cold run's background compilation (``fastnet._runtime.native.compile_in_background``) is
 part of it, and the next run starts after it has finished.
 """
 

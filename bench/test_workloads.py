@@ -1,4 +1,5 @@
-"""Workloads 1-3 of fastnet._bench: one pytest-benchmark group per workload, fastnet
+"""Workloads 1-3 of fastnet._bench.workloads: one pytest-benchmark group per workload,
+fastnet
 and its peers side by side on the same data and threads, warmed up before timing
 (compilation excluded), results checked after timing.
 
@@ -11,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from fastnet import _bench
+from fastnet._bench import workloads as _bench
 
 CASES = [
     (title, entry)

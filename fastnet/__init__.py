@@ -9,44 +9,45 @@ import gc
 import importlib
 import sys
 
+from . import _moved
 from ._version import __version__ as __version__
 
 #: public name -> the submodule defining it (loaded on first access)
 _LAZY = {
-    "MLPClassifier": "estimator",
-    "MLPRegressor": "estimator",
-    "Graph": "graph",
-    "Node": "graph",
-    "load": "io",
-    "save": "io",
-    "einsum": "contract",
-    "einsum_vjp": "contract",
-    "GELU": "layers",
-    "Dropout": "layers",
-    "Einsum": "layers",
-    "Identity": "layers",
-    "LeakyReLU": "layers",
-    "Linear": "layers",
-    "Module": "layers",
-    "ReLU": "layers",
-    "Sigmoid": "layers",
-    "Softmax": "layers",
-    "Tanh": "layers",
-    "MSELoss": "losses",
-    "PoissonLoss": "losses",
-    "SigmoidBinaryCrossEntropy": "losses",
-    "SoftmaxCrossEntropy": "losses",
-    "ggn": "second_order",
-    "hvp": "second_order",
-    "Sequential": "sequential",
-    "TabularModel": "prepare",
-    "History": "train",
-    "Trainer": "train",
+    "MLPClassifier": "sklearn.estimators",
+    "MLPRegressor": "sklearn.estimators",
+    "Graph": "nn.graph",
+    "Node": "nn.graph",
+    "load": "model_files",
+    "save": "model_files",
+    "einsum": "nn.einsum_plan",
+    "einsum_vjp": "nn.einsum_plan",
+    "Dropout": "nn.dropout",
+    "Einsum": "nn.einsum",
+    "Linear": "nn.linear",
+    "Module": "nn.base",
+    "Softmax": "nn.softmax",
+    "MSELoss": "nn.losses",
+    "PoissonLoss": "nn.losses",
+    "SigmoidBinaryCrossEntropy": "nn.losses",
+    "SoftmaxCrossEntropy": "nn.losses",
+    "ggn": "nn.second_order",
+    "hvp": "nn.second_order",
+    "Sequential": "nn.sequential",
+    "TabularModel": "tabular.prepare",
+    "History": "training.trainer",
+    "Trainer": "training.trainer",
+    # the activation modules' names
+    **dict.fromkeys(
+        ("GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh"), "nn.activations"
+    ),
 }
 #: submodules reachable as attributes of the package without an import statement
-_SUBMODULES = {"kernels", "optim"}
+_SUBMODULES = {"kernels": "kernels", "optim": "optim"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
+
+_moved.install()
 
 
 def _import(module):
@@ -72,7 +73,7 @@ def __getattr__(name):
     if name in _LAZY:
         module = _LAZY[name]
     elif name in _SUBMODULES:
-        module = name
+        module = _SUBMODULES[name]
     else:
         raise AttributeError(f"module 'fastnet' has no attribute {name!r}")
     # one pause for all of it: the first allocation after the collector resumes
@@ -80,12 +81,12 @@ def __getattr__(name):
     enabled = gc.isenabled()
     gc.disable()
     try:
-        if module == "estimator" and f"{__name__}.estimator" not in sys.modules:
+        if module == "sklearn.estimators" and f"{__name__}.{module}" not in sys.modules:
             # a fit is coming: with a cold kernel cache, a helper process starts
-            # compiling while scikit-learn imports (fastnet._native)
-            _import("_native").compile_in_background()
+            # compiling while scikit-learn imports (fastnet._runtime.native)
+            _import("_runtime.native").compile_in_background()
         imported = _import(module)
-        value = imported if module == name else getattr(imported, name)
+        value = imported if name in _SUBMODULES else getattr(imported, name)
         globals()[name] = value  # later look-ups skip this function
     finally:
         if enabled:

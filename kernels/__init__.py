@@ -11,7 +11,7 @@ Kernels with a row- or element-parallel loop come as a ``(serial, parallel)`` pa
 Every name loads on first access (module-level ``__getattr__``), and with it Numba:
 ``from fastnet import kernels`` costs nothing, so a module may hold the package and
 still import without Numba (an estimator whose kernels load from the native cache,
-``fastnet._native``, never imports it).
+``fastnet._runtime.native``, never imports it).
 """
 
 from .. import _import

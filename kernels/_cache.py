@@ -35,13 +35,13 @@ from numba.core.caching import (
     _SourceFileBackedLocatorMixin,
 )
 
-from .. import _native
+from .._runtime import native as _native
 
 #: a short hash of every kernel source file's bytes and of Numba's version
 source_hash = _native._source_hash
 SOURCE_HASH = _native.SOURCE_HASH
 #: the folder fastnet's kernels are cached in (see the module's docstring); the
-#: native cache (``fastnet._native``) is a folder inside it
+#: native cache (``fastnet._runtime.native``) is a folder inside it
 cache_dir = _native.cache_dir
 
 

@@ -17,8 +17,9 @@ A new activation, loss, optimizer or dtype compiles those few small kernels, nev
 a network (measured in ``bench/startup.py``).
 
 The epoch and the forward are C functions too (``_epoch_c``, ``_forward_c``, called
-through ``ctypes`` by ``fastnet._native``), so every kernel a fit or a prediction
-runs is plain machine code, which ``fastnet._native`` keeps as object files and
+through ``ctypes`` by ``fastnet._runtime.native``), so every kernel a fit or a
+prediction
+runs is plain machine code, which ``fastnet._runtime.native`` keeps as object files and
 loads in later processes without Numba.
 """
 
@@ -28,7 +29,7 @@ import math
 import numpy as np
 from numba import carray, types
 
-from .. import _native
+from .._runtime import native as _native
 from ._config import cfunc, fresh_compilation, inlined, jit, jit_inline
 from .activations import ACTIVATIONS
 from .blas import gemm_at
@@ -237,7 +238,7 @@ def _epoch_c(X, T, t_row, order, n, batch, table, L, dims, zs, zo, ds, do, xb, t
              item, one):  # fmt: skip
     """:func:`epoch` as a C function: its arrays as addresses (``order``: ``n``
     int64; ``table``: ``L`` rows; ``hp``, ``losses``: float64), ``saves_x`` as 0/1.
-    The address of every C kernel ``fastnet._native`` calls it with."""
+    The address of every C kernel ``fastnet._runtime.native`` calls it with."""
     n_zo = 2 * L if saves_x else L + 1  # block_offsets' length
     return _kernel(X, T, t_row, carray(order, (n,)), batch, carray(table, (L, 8)),
                    carray(dims, (L + 1,)), zs, carray(zo, (n_zo,)), ds,
@@ -384,7 +385,8 @@ _CFUNCS = {}
 
 def _made(name, make):
     """The address of the C kernel ``name``: this process's, or loaded from the
-    native cache (``fastnet._native``) without Numba's machinery, or ``make()``'s
+    native cache (``fastnet._runtime.native``) without Numba's machinery, or
+    ``make()``'s
     compilation (which loads it from Numba's cache where it is there, and writes
     the native cache after a fresh compilation)."""
     address = _native.lookup(name)
@@ -476,7 +478,7 @@ def callbacks(activation, loss, optimizer, dtype):
     backward plus the bias gradient, the loss (with the last layer's bias before it,
     and its gradient's scale and bias gradient after), the optimizer's update, and
     the sum of squares. Each is compiled (or loaded from a cache) on first use in a
-    process; their names are ``fastnet._native.epoch_names``."""
+    process; their names are ``fastnet._runtime.native.epoch_names``."""
     return _made_all(_epoch_makers(activation, loss, optimizer, dtype))
 
 

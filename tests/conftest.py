@@ -1,6 +1,7 @@
 import os
 
-# A cold cache's background compilation (fastnet._native.compile_in_background) is
+# A cold cache's background compilation (fastnet._runtime.native.compile_in_background)
+# is
 # off in the suite, whose processes would otherwise find kernels compiled by another
 # process at a time that depends on the machine's load; tests/test_background.py
 # turns it on where it is the subject.

@@ -1,4 +1,5 @@
-"""A cold cache's background compilation (``fastnet._native.compile_in_background``):
+"""A cold cache's background compilation
+(``fastnet._runtime.native.compile_in_background``):
 a helper process compiles the epoch and the prediction kernels while the process
 that started it imports and reads its data; the results are the bits of a process
 that compiled everything itself, and a helper that fails changes nothing but time.
@@ -15,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastnet import _native
+from fastnet._runtime import native as _native
 from tests.processes import fresh_env
 
 pytestmark = pytest.mark.skipif(
@@ -26,7 +27,8 @@ FIT = """
 import sys, warnings, numpy as np
 warnings.simplefilter("ignore")
 import fastnet as fn
-from fastnet import MLPClassifier, _native
+from fastnet import MLPClassifier
+from fastnet._runtime import native as _native
 from sklearn.datasets import load_digits
 {before}
 X, y = load_digits(return_X_y=True)
@@ -104,7 +106,7 @@ def test_fastnet_train_with_a_helper_saves_the_same_model(tmp_path):
     for background in (True, False):
         cache = tmp_path / f"cache-{background}"
         out = tmp_path / f"model-{background}.npz"
-        cmd = [sys.executable, "-m", "fastnet.cli", "train", "--epochs", "3"]
+        cmd = [sys.executable, "-m", "fastnet.tabular.cli", "train", "--epochs", "3"]
         lines = _run([*cmd, "--out", str(out)], cache, background)
         assert lines[-1] == f"saved model to {out}"
         assert set(_native.BACKGROUND) <= _settled(cache)  # train predicts too
@@ -143,7 +145,8 @@ def test_two_cold_processes_share_one_helper_lock(tmp_path):
 
 def test_off_by_setting_and_where_the_cache_is_full(tmp_path):
     code = (
-        "from fastnet import _native, MLPClassifier\n"
+        "from fastnet import MLPClassifier\n"
+        "from fastnet._runtime import native as _native\n"
         "print(_native._state.get('background'))"
     )
     assert _python(code, tmp_path / "a", False) == ["None"]

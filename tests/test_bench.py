@@ -1,4 +1,5 @@
-"""The benchmark report (fastnet._bench, fastnet._bench_report) on toy sizes: its
+"""The benchmark report (fastnet._bench.workloads, fastnet._bench.report) on toy sizes:
+its
 shape, header and arithmetic, never its timings."""
 
 import contextlib
@@ -8,8 +9,9 @@ import re
 import numpy as np
 import pytest
 
-from fastnet import _bench, _bench_report
-from fastnet._bench_report import _order, measure, ratios
+from fastnet._bench import report as _bench_report
+from fastnet._bench import workloads as _bench
+from fastnet._bench.report import _order, measure, ratios
 
 RATIO = re.compile(r"^\d+\.\d\d \(\d+\.\d\d-\d+\.\d\d\)$")
 

@@ -14,8 +14,8 @@ import pytest
 from sklearn.datasets import load_diabetes, load_digits, load_iris
 
 import fastnet as fn
-from fastnet import cli
-from fastnet.prepare import TabularModel
+from fastnet.tabular import cli
+from fastnet.tabular.prepare import TabularModel
 
 
 def run(args, capsys):
@@ -79,7 +79,7 @@ def test_the_installed_command_runs_without_warnings(tmp_path):
     env.pop("NUMBA_CACHE_DIR", None)
     args = ["train", "--epochs", "3", "--out", tmp_path / "m.npz"]
     out = subprocess.run(
-        [sys.executable, "-m", "fastnet.cli", *map(str, args)],
+        [sys.executable, "-m", "fastnet.tabular.cli", *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
@@ -94,7 +94,7 @@ def test_the_program_exits_with_mains_code_and_a_frozen_collector(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "pyproject.toml"), "rb") as f:
         scripts = tomllib.load(f)["project"]["scripts"]
-    assert scripts == {"fastnet": "fastnet.cli:command"}
+    assert scripts == {"fastnet": "fastnet.tabular.cli:command"}
     # command() runs main on sys.argv and returns its code, after gc.freeze: the
     # process ends next, and the exit's collections would walk every object
     code = (
@@ -116,7 +116,8 @@ def test_the_program_exits_with_mains_code_and_a_frozen_collector(tmp_path):
 # after the program, the same; from the start, main runs with the collector off
 _SCHEDULE = """
 import gc, sys
-from fastnet import cli, estimator
+from fastnet.tabular import cli
+from fastnet.sklearn import estimators as estimator
 seen = []
 fit = estimator.MLPClassifier._fit
 def spy(self, *a, **k):
@@ -173,7 +174,7 @@ def gc_untouched_by_main(tmp_path):
 
 
 def test_help_and_version_start_at_once():
-    from fastnet.estimator import HIDDEN_ACTIVATIONS
+    from fastnet.sklearn.estimators import HIDDEN_ACTIVATIONS
 
     assert list(cli.ACTIVATIONS) == sorted(HIDDEN_ACTIVATIONS)
     # --help and --version import no estimator (scikit-learn) and no kernels (Numba)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastnet as fn
-from fastnet import contract
+from fastnet.nn import einsum_plan as contract
 from tests.conftest import numeric_vjp
 from tests.einsum_corpus import CORPUS
 

@@ -17,7 +17,7 @@ from sklearn.utils import shuffle
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastnet as fn
-from fastnet.estimator import HIDDEN_ACTIVATIONS, _shuffled
+from fastnet.sklearn.estimators import HIDDEN_ACTIVATIONS, _shuffled
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -551,7 +551,7 @@ MIXED = (np.float32, np.float64, np.float32, np.float64)
 def test_the_last_finite_weights_are_kept_exactly_through_many_epochs(dtypes):
     # the two buffers are used in turn: a divergence after an even or an odd
     # number of finite epochs restores the bits of the last finite one
-    from fastnet.estimator import _LastFinite
+    from fastnet.sklearn.estimators import _LastFinite
 
     rng = np.random.default_rng(0)
     shapes = [(13, 7), (7, 3), (7,), (3,)]

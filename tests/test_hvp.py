@@ -410,4 +410,4 @@ def test_lazy_export():
     import fastnet
 
     assert "hvp" in fastnet.__all__ and "ggn" in fastnet.__all__
-    assert fastnet.hvp.__module__ == "fastnet.second_order"
+    assert fastnet.hvp.__module__ == "fastnet.nn.second_order"

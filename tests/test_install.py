@@ -129,7 +129,7 @@ def test_readme_commands_in_order_then_the_reverse_order(tmp_path):
 
     # the kernels were cached in the per-user folder, none in the source tree:
     # Numba's files, or on Linux the native cache's objects (a cold compilation
-    # there writes those, fastnet._native)
+    # there writes those, fastnet._runtime.native)
     cached = tmp_path / "user-cache" / "fastnet"
     assert list(cached.rglob("*.nbi")) or list(cached.rglob("native-*/*.o"))
     assert not list(src.rglob("*.nbi")) and not list(src.rglob("native-*"))

@@ -94,7 +94,10 @@ def test_metadata_round_trip(digits, tmp_path):
     X, y = digits
     est = fn.MLPClassifier(max_iter=2).fit(X, y)
     fn.save(est, tmp_path / "m.npz", metadata={"features": ["a"], "note": 1})
-    assert fn.io.read_metadata(tmp_path / "m.npz") == {"features": ["a"], "note": 1}
+    assert fn.model_files.read_metadata(tmp_path / "m.npz") == {
+        "features": ["a"],
+        "note": 1,
+    }
 
 
 def test_save_rejects_what_it_cannot_store(tmp_path):
@@ -228,7 +231,7 @@ def test_regressor_file_rejects_classifier_fields(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 def test_saved_files_get_the_umask_mode_or_keep_the_existing_one(tmp_path):
-    from fastnet._atomic import save_npz
+    from fastnet._runtime.atomic import save_npz
 
     old = os.umask(0o027)  # (restored below; this test runs in the main thread)
     try:

@@ -1,4 +1,5 @@
-"""The native cache (``fastnet._native``): a warm process fits and predicts with the
+"""The native cache (``fastnet._runtime.native``): a warm process fits and predicts
+with the
 whole-network kernels' machine code loaded by llvmlite alone, without importing
 Numba, to the same bits as the process that compiled them; and any file it cannot
 trust falls back to Numba instead of crashing the process.
@@ -14,7 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastnet import _native, kernels
+from fastnet import kernels
+from fastnet._runtime import native as _native
 from tests.processes import fresh_env
 
 pytestmark = pytest.mark.skipif(

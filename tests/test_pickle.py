@@ -106,7 +106,8 @@ def test_estimators_pickle_and_continue_training_identically(kind):
 
 def test_pickles_of_the_previous_layout_load():
     """Objects pickled by fastnet 0.1.0, whose classes lived at the old module paths
-    (``fastnet.estimator``, ``fastnet.layers.linear``, ``fastnet.train``, ...), load
+    (``fastnet.estimator``, ``fastnet.layers.linear``,
+    ``fastnet.train``, ...), load
     and compute what they computed then (``tests/fixtures/make_release_pickle.py``
     wrote the file)."""
     import pathlib

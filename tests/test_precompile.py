@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from fastnet import _native, kernels
+from fastnet import kernels
+from fastnet._runtime import native as _native
 from tests.processes import fresh_env
 
 pytestmark = pytest.mark.skipif(
@@ -50,7 +51,7 @@ def _env(cache):
 
 def _fastnet(cache, *args):
     return subprocess.run(
-        [sys.executable, "-m", "fastnet.cli", *args],
+        [sys.executable, "-m", "fastnet.tabular.cli", *args],
         env=_env(cache),
         capture_output=True,
         text=True,
@@ -77,7 +78,7 @@ def _objects(cache):
 def test_the_kernel_list_is_every_setting():
     """Each activation, loss, optimizer, output kind and dtype, enumerated here from
     the registries independently of ``kernels.mlp.makers``."""
-    from fastnet import _precompile
+    from fastnet._runtime import precompile as _precompile
     from fastnet.kernels import mlp
 
     expected = {"c_epoch", "c_forward"}
@@ -155,7 +156,7 @@ def test_an_unwritable_cache_is_one_line_and_exit_2(tmp_path):
 
 
 def test_precompile_checks_jobs():
-    from fastnet import _precompile
+    from fastnet._runtime import precompile as _precompile
 
     with pytest.raises(ValueError, match="at least 1"):
         _precompile.precompile(0)
@@ -166,7 +167,8 @@ def test_precompile_checks_jobs():
 
 
 def _workers_of(cache):
-    """The pids of live ``fastnet._precompile`` workers compiling into ``cache``."""
+    """The pids of live ``fastnet._runtime.precompile`` workers compiling into
+    ``cache``."""
     found = []
     for proc in pathlib.Path("/proc").iterdir():
         try:
@@ -174,7 +176,7 @@ def _workers_of(cache):
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"fastnet._precompile" in cmdline and str(cache).encode() in environ:
+        if b"fastnet._runtime.precompile" in cmdline and str(cache).encode() in environ:
             found.append(int(proc.name))
     return found
 
@@ -184,7 +186,7 @@ def test_an_interrupt_ends_the_workers_and_a_second_run_finishes(tmp_path, group
     """SIGINT to the command alone, or to its process group (a terminal's Ctrl-C):
     one line, exit 130, no worker left; kernels finished stay."""
     command = subprocess.Popen(
-        [sys.executable, "-m", "fastnet.cli", "compile", "--jobs", "2", "-v"],
+        [sys.executable, "-m", "fastnet.tabular.cli", "compile", "--jobs", "2", "-v"],
         env=_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -211,6 +213,6 @@ def test_an_interrupt_ends_the_workers_and_a_second_run_finishes(tmp_path, group
 
 
 def _native_names():
-    from fastnet import _precompile
+    from fastnet._runtime import precompile as _precompile
 
     return _precompile.kernel_names()

@@ -1,4 +1,5 @@
-"""The column preparation (fastnet.prepare): what it learns, its model-file round
+"""The column preparation (fastnet.tabular.prepare): what it learns, its model-file
+round
 trip (bit for bit), and TabularModel predicting from raw rows."""
 
 import numpy as np
@@ -10,8 +11,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import fastnet as fn
-from fastnet.prepare import Preparation, TabularModel, column_kinds
-from fastnet.table import Table
+from fastnet.tabular.prepare import Preparation, TabularModel, column_kinds
+from fastnet.tabular.table import Table
 
 
 def frame(n=200, seed=0):

@@ -1,5 +1,5 @@
 """Every code block in README.md runs: the Python examples as they are, the command
-lines through fastnet.cli on small stand-in files."""
+lines through fastnet.tabular.cli on small stand-in files."""
 
 import pathlib
 import re
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from fastnet import cli
+from fastnet.tabular import cli
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 TEXT = README.read_text()

@@ -1,11 +1,11 @@
 """Reading data files: delimiters, header detection, quoting, byte-order marks,
-duplicate names and the one-line errors (fastnet.table)."""
+duplicate names and the one-line errors (fastnet.tabular.table)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fastnet.table import TableError, looks_like_header, read_table, sniff
+from fastnet.tabular.table import TableError, looks_like_header, read_table, sniff
 
 IRIS_LIKE = [
     ["sepal_length", "sepal_width", "species"],
@@ -129,19 +129,19 @@ def test_a_large_file_is_read_whole(tmp_path):
 
 
 def test_chunks_read_the_same_table(tmp_path, monkeypatch):
-    import fastnet.table
+    import fastnet.tabular.table
 
     rows = [["a", "b", "c"]] + [
         [str(i * 0.5), "x" if i > 25 else "1", ""] for i in range(40)
     ]
     path = write(tmp_path / "d.csv", rows)
     whole = read_table(path).frame
-    monkeypatch.setattr(fastnet.table, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(fastnet.tabular.table, "CHUNK_ROWS", 7)
     pieces = read_table(path).frame
     pd.testing.assert_series_equal(pieces["a"], whole["a"])
     assert pieces["c"].isna().all() and len(pieces) == 40
     # a text column whose first chunks hold only numbers: the same categories
-    from fastnet.prepare import Preparation
+    from fastnet.tabular.prepare import Preparation
 
     prep = Preparation(["b"], [], ["b"])
     assert set(prep.cells(pieces)["b"]) == set(prep.cells(whole)["b"]) == {"1", "x"}

@@ -1,4 +1,5 @@
-"""fastnet._threads.thread_limit: every BLAS library limited inside, restored after."""
+"""fastnet._runtime.threads.thread_limit: every BLAS library limited inside, restored
+after."""
 
 import threading
 
@@ -8,7 +9,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (the kernels' BLAS, loaded before
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastnet as fn
-from fastnet._threads import thread_limit
+from fastnet._runtime.threads import thread_limit
 
 
 def _blas_threads():

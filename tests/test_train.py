@@ -17,6 +17,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import fastnet as fn
+from tests.processes import script_env
 from tests.train_script import data, make_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -237,7 +238,9 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     straight.fit(X, y)
     path = tmp_path / "ckpt.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.train_script", str(path), "8", "0.4"], cwd=ROOT
+        [sys.executable, "-m", "tests.train_script", str(path), "8", "0.4"],
+        cwd=ROOT,
+        env=script_env(),
     )
     try:
         deadline = time.monotonic() + 120
@@ -319,7 +322,7 @@ def test_fused_epoch_equals_the_module_path_bit_for_bit(make, monkeypatch):
 
 def test_fused_epoch_refuses_targets_its_loss_would_misread():
     # targets cross to the loss kernel as bytes: their type is checked first
-    from fastnet._fused import fused_epoch
+    from fastnet._runtime.mlp import fused_epoch
 
     X, y = data()
     model = mlp()
@@ -342,7 +345,7 @@ def test_fused_epoch_refuses_targets_its_loss_would_misread():
 def test_fused_epoch_checks_its_row_order_unless_a_checked_one_is_permuted():
     # the kernel gathers rows without bounds checks: every order is checked, and
     # checked=True skips only the pass over values a permutation cannot change
-    from fastnet._fused import fused_epoch
+    from fastnet._runtime.mlp import fused_epoch
 
     X, y = data()
     model = mlp()

@@ -11,7 +11,7 @@ from numba import njit
 
 import fastnet as fn
 from fastnet import kernels
-from fastnet._fused import layer_table, network_dims
+from fastnet._runtime.mlp import layer_table, network_dims
 from fastnet.kernels.ffi import call_f64, call_void, view
 
 SETTINGS = """
@@ -33,7 +33,7 @@ for hidden in [(4,), (6, 5), (3, 4, 5)]:
 reg = fn.MLPRegressor(hidden_layer_sizes=(4,), activation="logistic", max_iter=2)
 reg.fit(X, y * 1.0).predict(X)
 fn.MLPClassifier((4,), max_iter=2).fit(X.astype(np.float32), y).predict(X)
-from fastnet import _native
+from fastnet._runtime import native as _native
 print(*sorted(k for k in _native._ADDRESSES if "epoch" in k or "forward" in k))
 """
 

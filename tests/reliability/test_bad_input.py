@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import fastnet as fn
-from fastnet import cli
+from fastnet.tabular import cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
 import fastnet as fn
-from fastnet._threads import FitGuard
+from fastnet._runtime.threads import FitGuard
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.processes import script_env
 from tests.train_script import data, make_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,7 +27,9 @@ def uninterrupted():
 def test_kill_at_a_random_point_then_resume(delay, uninterrupted, tmp_path):
     path = tmp_path / "ckpt.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.train_script", str(path), "8", "0.15"], cwd=ROOT
+        [sys.executable, "-m", "tests.train_script", str(path), "8", "0.15"],
+        cwd=ROOT,
+        env=script_env(),
     )
     try:
         deadline = time.monotonic() + 120

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import as_float_array, check_shape
+from .._runtime.checks import as_float_array, check_shape
 
 #: Buffers kept per key and module, one per distinct shape (see Module._buffer).
 MAX_SHAPES = 4
@@ -45,7 +45,7 @@ class Module:
     def backward(self, dy):
         raise NotImplementedError
 
-    # -- second order (Pearlmutter's R-operator; see fastnet.second_order) ----------
+    # -- second order (Pearlmutter's R-operator; see fastnet.nn.second_order) ----------
     def tangent_forward(self, *tx, tparams):
         """The tangent (JVP) of the last ``forward(x, train=True)``: the change of
         ``y`` along the input tangent(s) ``tx`` and the parameter tangents

@@ -12,15 +12,15 @@ import numpy as np
 from sklearn.metrics import accuracy_score, r2_score
 from tqdm.auto import tqdm
 
-from . import _native
-from . import losses as L
-from ._atomic import load_npz, save_npz
-from ._checks import as_float_array, check_positive_int, make_generator
-from ._fused import fused_epoch
-from ._threads import thread_limit
-from .layers import Activation, Dropout, Linear, Softmax
-from .optim import Optimizer
-from .sequential import Sequential
+from .._runtime import native as _native
+from .._runtime.atomic import load_npz, save_npz
+from .._runtime.checks import as_float_array, check_positive_int, make_generator
+from .._runtime.mlp import fused_epoch
+from .._runtime.threads import thread_limit
+from ..nn import Activation, Dropout, Linear, Softmax
+from ..nn import losses as L
+from ..nn.sequential import Sequential
+from ..optim import Optimizer
 
 CHECKPOINT_FORMAT = 1
 

@@ -3,7 +3,7 @@
 import numbers
 
 from .. import kernels
-from .._checks import as_float_array, check_shape
+from .._runtime.checks import as_float_array, check_shape
 from .base import Module
 
 

@@ -4,7 +4,7 @@ They subclass scikit-learn's own classes, so parameters, fitted attributes, inpu
 validation, error messages, label handling, ``partial_fit`` bookkeeping and the
 stopping rules are scikit-learn's, version for version. What changes is where the
 arithmetic runs: every forward pass, loss, backward pass and optimizer update goes
-through fastnet's compiled kernels (the modules of ``fastnet.layers`` over the
+through fastnet's compiled kernels (the modules of ``fastnet.nn`` over the
 estimator's own ``coefs_`` / ``intercepts_`` arrays).
 
 Beyond scikit-learn: ``activation='gelu'`` and ``'leaky_relu'``, ``n_threads``,
@@ -34,15 +34,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import gen_batches
 
-from . import _native, kernels
-from ._fused import fused_epoch, layer_table, network_dims
-from ._native import address
-from ._sklearn import Interval, StrOptions, validate_data
-from ._sklearn import SkMLPClassifier as _SkClassifier
-from ._sklearn import SkMLPRegressor as _SkRegressor
-from ._sklearn import check_optimize_result as _check_optimize_result
-from ._threads import FitGuard, thread_limit
-from .layers import (
+from .. import kernels
+from .._runtime import native as _native
+from .._runtime.mlp import fused_epoch, layer_table, network_dims
+from .._runtime.native import address
+from .._runtime.threads import FitGuard, thread_limit
+from ..nn import (
     GELU,
     Dropout,
     Identity,
@@ -52,8 +49,17 @@ from .layers import (
     Sigmoid,
     Tanh,
 )
-from .losses import MSELoss, PoissonLoss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
-from .optim import SGD, Adam, InverseScaling
+from ..nn.losses import (
+    MSELoss,
+    PoissonLoss,
+    SigmoidBinaryCrossEntropy,
+    SoftmaxCrossEntropy,
+)
+from ..optim import SGD, Adam, InverseScaling
+from ._compat import Interval, StrOptions, validate_data
+from ._compat import SkMLPClassifier as _SkClassifier
+from ._compat import SkMLPRegressor as _SkRegressor
+from ._compat import check_optimize_result as _check_optimize_result
 
 #: ``activation=`` name -> hidden-layer module factory.
 HIDDEN_ACTIVATIONS = {
@@ -223,7 +229,8 @@ class _FastnetMLP:
             return super().score(X, y, sample_weight=sample_weight)
 
     def _guard(self):
-        """This estimator's :class:`~fastnet._threads.FitGuard` (made on first use,
+        """This estimator's :class:`~fastnet._runtime.threads.FitGuard` (made on first
+        use,
         never pickled): predictions from many threads at once, never during a fit
         in another thread."""
         guard = self.__dict__.get("_fn_guard")
@@ -338,7 +345,7 @@ class _FastnetMLP:
         buffers = {}
         self.n_iter_ = 0
         resume = getattr(self, "_fn_resume", None)
-        if resume is not None:  # set by fastnet.cli to continue a checkpoint
+        if resume is not None:  # set by fastnet.tabular.cli to continue a checkpoint
             self._fn_resume = None
             # scikit-learn shuffles the previous epoch's order again, so the order is
             # part of the state to restore (before the compiled epoch takes the
@@ -389,7 +396,7 @@ class _FastnetMLP:
                     early_stopping, X_val, y_val, sample_weight_val
                 )
                 self._optimizer.epoch_end(self.n_iter_ - 1, self.t_, self.loss_)
-                # progress bars and checkpoints of fastnet.cli see every epoch,
+                # progress bars and checkpoints of fastnet.tabular.cli see every epoch,
                 # the last one too
                 hook = getattr(self, "_fn_epoch_hook", None) or (lambda _: None)
                 if self._no_improvement_count > self.n_iter_no_change:

@@ -1,7 +1,8 @@
 """``fastnet compile``: every C kernel of the estimators' and the Trainer's compiled
 paths, compiled ahead of time into the native cache.
 
-A first fit compiles only what its setting needs, on first use (``fastnet._native``
+A first fit compiles only what its setting needs, on first use
+(``fastnet._runtime.native``
 then keeps it for later processes). A new setting (another activation, loss,
 optimizer or dtype) therefore pays Numba's import and start (about 1 s on a
 2-core machine) and its own few kernels. Where that matters (a notebook that tries
@@ -13,7 +14,8 @@ What it compiles: :func:`kernels.mlp.makers` (the epoch and the forward, and for
 each activation, loss, optimizer, output and dtype their small kernels). Kernels the
 cache holds already are left alone; a missing or damaged file is compiled again.
 The work is shared between ``jobs`` worker processes (``python -m
-fastnet._precompile``: each imports Numba once and compiles one kernel after another,
+fastnet._runtime.precompile``: each imports Numba once and compiles one kernel after
+another,
 the longest first); Numba's compiler holds the GIL, so threads would not run two
 compilations at once. Every
 file is written atomically, so several ``fastnet compile`` runs, or fits, at once
@@ -32,7 +34,7 @@ import tempfile
 import time
 import warnings
 
-from . import _native
+from . import native as _native
 
 #: the kernel that takes longest to compile, scheduled first
 _FIRST = ("c_epoch", "c_forward")
@@ -124,7 +126,7 @@ def _run_workers(names, jobs, each):
         for _ in range(jobs):
             errors = tempfile.TemporaryFile("w+")
             worker = subprocess.Popen(
-                [sys.executable, "-m", "fastnet._precompile"],
+                [sys.executable, "-m", "fastnet._runtime.precompile"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errors,

@@ -9,8 +9,8 @@ chain rule ``dl/dx = Σ_consumers dl/dy · ∂y/∂x`` (seed 004's
 
 import numpy as np
 
-from ._checks import as_float_array, check_shape
-from .layers.base import Module
+from .._runtime.checks import as_float_array, check_shape
+from .base import Module
 from .sequential import _check_module
 
 

@@ -1,5 +1,7 @@
-"""``python -m fastnet._background NAME...``: compile the named C kernels into the
-native cache; the helper process of :func:`fastnet._native.compile_in_background`.
+"""``python -m fastnet._runtime.background NAME...``: compile the named C kernels into
+the
+native cache; the helper process of
+:func:`fastnet._runtime.native.compile_in_background`.
 
 It runs at a lower priority than the process that started it, and finishes its list
 even where that process has ended (the kernels are then there for the next one).
@@ -12,7 +14,7 @@ import fcntl
 import os
 import sys
 
-from . import _native
+from . import native as _native
 
 
 def main(names):

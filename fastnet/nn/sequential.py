@@ -1,6 +1,6 @@
 """``Sequential``: modules applied in order, gradients in reverse."""
 
-from .layers.base import Module
+from .base import Module
 
 
 def _check_module(module, where):

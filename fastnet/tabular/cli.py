@@ -2,7 +2,8 @@
 
 ``train`` reads a CSV/TSV/semicolon file (with or without a header) or an ``.npz``,
 says which task it infers and why, prepares the columns (numbers median-imputed and
-standardised, text one-hot encoded: :mod:`fastnet.prepare`), trains on 75 % of the
+standardised, text one-hot encoded: :mod:`fastnet.tabular.prepare`), trains on 75 % of
+the
 rows and reports the held-out score; the model file holds the preparation, so
 ``predict`` takes raw rows of the same kind of file.
 
@@ -20,14 +21,15 @@ import time
 
 import numpy as np
 
-from ._checkpoint import resume_from as _resume_from
-from ._checkpoint import save_checkpoint as _save_checkpoint
-from ._plot import plot_history as _plot
-from ._plot import require_matplotlib as _require_matplotlib
-from ._version import __version__
+from .._version import __version__
+from .checkpoint import resume_from as _resume_from
+from .checkpoint import save_checkpoint as _save_checkpoint
+from .plot import plot_history as _plot
+from .plot import require_matplotlib as _require_matplotlib
 from .table import TableError, few, read_table
 
-#: the estimators' hidden activations (fastnet.estimator.HIDDEN_ACTIVATIONS; a test
+#: the estimators' hidden activations (fastnet.sklearn.estimators.HIDDEN_ACTIVATIONS; a
+#: test
 #: keeps them equal), listed here so that --help and --version import no estimator
 ACTIVATIONS = ("gelu", "identity", "leaky_relu", "logistic", "relu", "tanh")
 #: integer targets with at most this many values are classes unless --task says
@@ -186,7 +188,7 @@ def _check_outputs(args):
         args.out
     ):
         raise CliError("--checkpoint and --out must be different files")
-    from ._atomic import is_npz
+    from .._runtime.atomic import is_npz
 
     for path, what in ((args.out, "--out"), (args.checkpoint, "--checkpoint")):
         if path and os.path.isfile(path) and not is_npz(path):
@@ -238,7 +240,7 @@ def _first_missing(table, frame):
 
 # -- train -----------------------------------------------------------------------------
 def _train(args):
-    from . import _native
+    from .._runtime import native as _native
     from .prepare import Preparation, TabularModel, check_numbers, column_kinds
 
     # with a cold kernel cache, a helper process compiles while the data loads
@@ -359,7 +361,7 @@ def _train(args):
         est.set_params(warm_start=True)
         est._fn_resume = restore
     else:
-        from .estimator import MLPClassifier, MLPRegressor
+        from ..sklearn.estimators import MLPClassifier, MLPRegressor
 
         done = 0
         cls = MLPClassifier if task == "classify" else MLPRegressor
@@ -417,7 +419,7 @@ def _train(args):
     if args.plot:
         _plot(history, metric, args.plot, f"{type(est).__name__} on {table.path}")
         print(f"saved plot to {args.plot}")
-    from . import io
+    from .. import model_files as io
 
     io.save(model, args.out, metadata=info)
     print(f"saved model to {args.out}")
@@ -431,7 +433,7 @@ def _fit_with_progress(est, Xtr, ytr, Xte, yte, args, model, info, done):
     from sklearn.exceptions import ConvergenceWarning
     from tqdm.auto import tqdm
 
-    from .estimator import NON_FINITE_WEIGHTS
+    from ..sklearn.estimators import NON_FINITE_WEIGHTS
 
     history = {"loss": [], "held_out": [], "first": done + 1}
     bar = tqdm(
@@ -508,8 +510,8 @@ def _fit_with_progress(est, Xtr, ytr, Xte, yte, args, model, info, done):
 def _load_model(path):
     """(TabularModel, info) from a model file; a bare estimator's file (saved with
     fastnet.save) gets a preparation that passes its columns through."""
-    from . import io
-    from .estimator import MLPClassifier, MLPRegressor
+    from .. import model_files as io
+    from ..sklearn.estimators import MLPClassifier, MLPRegressor
     from .prepare import Preparation, TabularModel
 
     if not os.path.exists(path):
@@ -638,7 +640,7 @@ def _info(args):
     weights = sum(
         W.size + b.size for W, b in zip(est.coefs_, est.intercepts_, strict=True)
     )
-    from . import io
+    from .. import model_files as io
 
     _, meta = io.load_npz(args.model, "model file")
     version = meta.get("fastnet_version", "?")
@@ -702,14 +704,14 @@ def _info(args):
 
 
 def _bench(args):
-    from . import _bench
+    from .._bench import workloads as _bench
 
     _work_begins()
     return _bench.main(quick=args.quick)
 
 
 def _compile(args):
-    from . import _precompile
+    from .._runtime import precompile as _precompile
 
     _work_begins()
     start = time.perf_counter()

@@ -4,7 +4,7 @@ import contextlib
 import sys
 import threading
 
-from ._checks import check_positive_int
+from .checks import check_positive_int
 
 
 def in_dask_worker():

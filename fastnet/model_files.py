@@ -13,11 +13,9 @@ import numbers
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
-from ._atomic import load_npz, save_npz
+from ._runtime.atomic import load_npz, save_npz
 from ._version import __version__
-from .estimator import MLPClassifier, MLPRegressor
-from .graph import Graph
-from .layers import (
+from .nn import (
     GELU,
     Dropout,
     Einsum,
@@ -29,8 +27,10 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .prepare import Preparation, TabularModel
-from .sequential import Sequential
+from .nn.graph import Graph
+from .nn.sequential import Sequential
+from .sklearn.estimators import MLPClassifier, MLPRegressor
+from .tabular.prepare import Preparation, TabularModel
 
 FORMAT = 1
 ESTIMATORS = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}

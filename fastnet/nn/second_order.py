@@ -9,8 +9,8 @@ tangents. The tangent of the parameters' gradient is :math:`H v`: exact to round
 at the cost of about two gradients (see ``bench/hvp_cost.py``).
 
 Each module supplies the two pieces (``tangent_forward``, ``tangent_backward``; see
-:class:`fastnet.layers.Module`), each loss its Hessian in the prediction
-(``tangent_backward``), and :class:`~fastnet.graph.Graph` sums tangents over fan-out
+:class:`fastnet.nn.Module`), each loss its Hessian in the prediction
+(``tangent_backward``), and :class:`~fastnet.nn.graph.Graph` sums tangents over fan-out
 as it sums gradients — where the second derivative's cross terms between a node's
 consumers come from (seed 004, problem 1b).
 
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._checks import as_float_array, check_shape
+from .._runtime.checks import as_float_array, check_shape
 from .graph import Graph
 
 

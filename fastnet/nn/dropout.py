@@ -3,7 +3,7 @@
 import numbers
 
 from .. import kernels
-from .._checks import as_float_array, check_shape, make_generator
+from .._runtime.checks import as_float_array, check_shape, make_generator
 from .base import Module
 
 

@@ -12,8 +12,8 @@ checks only shapes and dtypes (cheap, and allocation-free) before the kernel.
 
 import numpy as np
 
-from . import kernels
-from ._checks import as_float_array, check_ndim, check_shape
+from .. import kernels
+from .._runtime.checks import as_float_array, check_ndim, check_shape
 
 
 class Loss:

@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from .. import kernels
-from .._checks import (
+from .._runtime.checks import (
     as_float_array,
     check_float_dtype,
     check_ndim,

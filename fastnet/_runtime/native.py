@@ -296,7 +296,7 @@ WAIT_S = 120.0
 
 def compile_in_background(names=BACKGROUND):
     """Start compiling the C kernels ``names`` that the native cache lacks in a
-    helper process (``python -m fastnet._background``), once per process.
+    helper process (``python -m fastnet._runtime.background``), once per process.
 
     Called where a fit is coming (the estimators' first import, ``fastnet train``)
     and before the slow imports: with an empty cache the helper compiles while this
@@ -330,7 +330,7 @@ def compile_in_background(names=BACKGROUND):
         try:
             os.makedirs(loader.folder, exist_ok=True)
             helper = subprocess.Popen(
-                [sys.executable, "-m", "fastnet._background", *missing],
+                [sys.executable, "-m", "fastnet._runtime.background", *missing],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -420,7 +420,7 @@ def _mlp():
     """``fastnet.kernels.mlp``, imported (with Numba) with the garbage collector
     paused (``fastnet._import``, which also waits for another thread's import of
     it: a module listed in ``sys.modules`` may still be half-imported)."""
-    from . import _import
+    from .. import _import
 
     return _import("kernels.mlp")
 

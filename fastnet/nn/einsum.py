@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from .._checks import FLOAT_DTYPES
-from ..contract import einsum, einsum_vjp
+from .._runtime.checks import FLOAT_DTYPES
 from .base import Module
+from .einsum_plan import einsum, einsum_vjp
 
 
 class Einsum(Module):

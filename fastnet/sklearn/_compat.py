@@ -1,12 +1,16 @@
 """fastnet's one point of contact with scikit-learn's private internals.
 
-``fastnet.estimator`` subclasses scikit-learn's ``MLPClassifier`` / ``MLPRegressor``:
+``fastnet.sklearn.estimators`` subclasses scikit-learn's ``MLPClassifier`` /
+``MLPRegressor``:
 it overrides private methods that scikit-learn's own ``_fit`` calls
 (``_fit_stochastic``, ``_fit_lbfgs``, ``_validate_input``, ``_init_coef``,
 ``_forward_pass_fast``), calls others (``_fit``, ``_update_no_improvement_count``,
-``_check_solver``; ``fastnet.io`` calls ``_validate_params``), imports private helpers
-(``_param_validation``, ``_check_optimize_result``) and, with ``fastnet.io`` and
-``fastnet.cli``, reads the attributes that ``_initialize`` and ``_validate_input`` set
+``_check_solver``; ``fastnet.model_files`` calls ``_validate_params``), imports private
+helpers
+(``_param_validation``, ``_check_optimize_result``) and, with ``fastnet.model_files``
+and
+``fastnet.tabular.cli``, reads the attributes that ``_initialize`` and
+``_validate_input`` set
 (``_label_binarizer``, ``_random_state``, ``_no_improvement_count``, ``_best_coefs``,
 ``_best_intercepts``). Private names change between releases without a deprecation,
 so they are imported here and nowhere else, and checked once at import: a

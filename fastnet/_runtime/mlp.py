@@ -7,8 +7,8 @@ it is a pure speed-up: Python runs once per epoch instead of once per step.
 
 import numpy as np
 
-from . import _native
-from .optim import SGD, Adam
+from ..optim import SGD, Adam
+from . import native as _native
 
 #: which fused kernel computes each loss module's loss
 LOSS_KERNELS = {

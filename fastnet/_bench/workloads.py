@@ -4,7 +4,7 @@ Each workload builds, once, a dict ``entry name -> callable`` over the same data
 fastnet's entries (names starting with ``fastnet``) and its peers. Timing calls the
 callables only (data, models and compilation are made outside). ``bench/`` times
 them with pytest-benchmark; :func:`main` (``fastnet bench``, ``python
-bench/report.py``) is in :mod:`fastnet._bench_report`.
+bench/report.py``) is in :mod:`fastnet._bench.report`.
 
 Every peer does what fastnet does, the same way: float32, the same rows, batch size
 and (for PyTorch) the same shuffled row order per epoch, each batch gathered from one
@@ -262,7 +262,7 @@ def time_to_first_result(cold):
                 [
                     sys.executable,
                     "-m",
-                    "fastnet.cli",
+                    "fastnet.tabular.cli",
                     "train",
                     "--epochs",
                     "5",
@@ -321,7 +321,7 @@ WORKLOADS = workloads()
 
 
 def main(quick=False, tiny=False):
-    """Print the markdown report (see :mod:`fastnet._bench_report`)."""
-    from ._bench_report import report
+    """Print the markdown report (see :mod:`fastnet._bench.report`)."""
+    from .report import report
 
     return report(quick=quick, tiny=tiny)

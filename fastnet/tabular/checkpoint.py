@@ -2,7 +2,7 @@
 estimator) with the optimizer's state, the random generator's and the sample order,
 enough for ``fastnet train --resume`` to continue bit for bit."""
 
-from ._version import __version__
+from .._version import __version__
 
 # io (scikit-learn, Numba) loads on first use: the command's --help and --version
 # import this module and must stay quick
@@ -11,8 +11,8 @@ from ._version import __version__
 def save_checkpoint(model, path, info):
     """The model (preparation and estimator) with the optimizer's state, the random
     generator's and the sample order: enough to continue bit for bit."""
-    from . import io
-    from ._atomic import save_npz
+    from .. import model_files as io
+    from .._runtime.atomic import save_npz
 
     est = model.estimator
     arrays, meta = io._tabular_state(model)
@@ -39,8 +39,8 @@ def save_checkpoint(model, path, info):
 
 def resume_from(path):
     """(model, restore callback, info) from a checkpoint."""
-    from . import io
-    from ._atomic import load_npz
+    from .. import model_files as io
+    from .._runtime.atomic import load_npz
     from .prepare import TabularModel
 
     model = io.load(path)

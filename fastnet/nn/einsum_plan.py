@@ -32,8 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kernels
-from ._checks import as_float_array
+from .. import kernels
+from .._runtime.checks import as_float_array
 
 _LETTERS = string.ascii_letters
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

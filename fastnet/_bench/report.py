@@ -1,6 +1,7 @@
 """The benchmark report: interleaved repetitions, per-repetition ratios, one table.
 
-For each workload of :mod:`fastnet._bench`, every entry is called once to compile
+For each workload of :mod:`fastnet._bench.workloads`, every entry is called once to
+compile
 and allocate (not timed), then a calibration picks how many calls make one sample
 (samples of at least ``target`` seconds, so microsecond calls are not lost in the
 clock's resolution). Then each repetition times one sample of every entry, in an
@@ -24,8 +25,8 @@ import time
 
 import numpy as np
 
-from . import _bench
-from ._bench import THREADS
+from . import workloads as _bench
+from .workloads import THREADS
 
 SHARED = (
     "The machine may be shared: other processes can slow any run, so the ratios "

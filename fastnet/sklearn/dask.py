@@ -23,7 +23,7 @@ from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._checks import check_positive_int
+from .._runtime.checks import check_positive_int
 
 try:
     import dask

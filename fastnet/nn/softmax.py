@@ -1,7 +1,7 @@
 """``Softmax`` over the last axis."""
 
 from .. import kernels
-from .._checks import as_float_array, check_shape
+from .._runtime.checks import as_float_array, check_shape
 from .base import Module
 
 

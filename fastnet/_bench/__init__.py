@@ -1,0 +1,1 @@
+"""The benchmark workloads and report behind ``fastnet bench``."""

@@ -1,0 +1,1 @@
+"""scikit-learn's interfaces: the estimators, the compatibility module, Dask."""

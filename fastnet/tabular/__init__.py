@@ -1,0 +1,1 @@
+"""Tabular data: reading files, column preparation (TabularModel), the command."""

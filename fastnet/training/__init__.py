@@ -1,0 +1,1 @@
+"""Training of modules: the Trainer, its callbacks and checkpoints."""
