@@ -6,7 +6,6 @@ module-level ``__getattr__`` below.
 """
 
 import gc
-import importlib
 import sys
 
 from . import _moved
@@ -37,15 +36,16 @@ _LAZY = {
     "TabularModel": "tabular.prepare",
     "History": "training.trainer",
     "Trainer": "training.trainer",
-    # the activation modules' names
-    **dict.fromkeys(
-        ("GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh"), "nn.activations"
-    ),
 }
+#: where the activation modules' names are found (its registry, ``MODULES``)
+_ACTIVATIONS = "nn.activations"
 #: submodules reachable as attributes of the package without an import statement
-_SUBMODULES = {"kernels": "kernels", "optim": "optim"}
+_SUBMODULES = {
+    "kernels": "kernels",
+    "optim": "optim",
+    "callbacks": "training.callbacks",
+}
 
-__all__ = sorted([*_LAZY, *_SUBMODULES, "__version__"])
 
 _moved.install()
 
@@ -56,17 +56,13 @@ def _import(module):
     The estimators' first import brings in scikit-learn; the modules' first use
     brings in Numba and makes the kernels' dispatchers (``fastnet.kernels`` pauses
     the collector in the same way): some 45,000 objects that live until exit. While
-    they were made, the collector walked the whole heap (the caller's too) about 110
-    times, once in full: 0.04-0.06 s of a 1.6 s warm first fit here. Paused, they
-    are walked once, young, by the first collection after. A collector that is off
-    stays off."""
-    if not gc.isenabled():
-        return importlib.import_module(f".{module}", __name__)
-    gc.disable()
-    try:
-        return importlib.import_module(f".{module}", __name__)
-    finally:
-        gc.enable()
+    they were made, the collector walked the whole heap (the caller's too) again
+    and again, once in full. Paused, they are walked once, young, by the first
+    collection after. A collector that is off stays off
+    (``fastnet.kernels._lazy.import_paused``)."""
+    from .kernels._lazy import import_paused
+
+    return import_paused(f"{__name__}.{module}")
 
 
 def __getattr__(name):
@@ -74,6 +70,10 @@ def __getattr__(name):
         module = _LAZY[name]
     elif name in _SUBMODULES:
         module = _SUBMODULES[name]
+    elif name == "__all__":  # the activations' names are in their registry
+        return sorted([*_LAZY, *_SUBMODULES, *_activation_names(), "__version__"])
+    elif name in _activation_names():
+        module = _ACTIVATIONS
     else:
         raise AttributeError(f"module 'fastnet' has no attribute {name!r}")
     # one pause for all of it: the first allocation after the collector resumes
@@ -94,5 +94,9 @@ def __getattr__(name):
     return value
 
 
+def _activation_names():
+    return _import(_ACTIVATIONS).MODULES
+
+
 def __dir__():
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__getattr__("__all__")})

@@ -10,9 +10,8 @@ never an interface.
 """
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
+from importlib.machinery import ModuleSpec
 
 #: old module path -> the module that holds its code now
 MOVED = {
@@ -29,6 +28,8 @@ MOVED = {
     "fastnet.contract": "fastnet.nn.einsum_plan",
     "fastnet.second_order": "fastnet.nn.second_order",
     "fastnet.layers": "fastnet.nn",
+    # not an old path: the public short name of the callbacks' module
+    "fastnet.callbacks": "fastnet.training.callbacks",
     **{
         f"fastnet.layers.{name}": f"fastnet.nn.{name}"
         for name in ("activations", "base", "dropout", "einsum", "linear", "softmax")
@@ -36,13 +37,14 @@ MOVED = {
 }
 
 
-class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds an old path of :data:`MOVED` and loads it as its new module."""
+class _Alias:
+    """Finds an old path of :data:`MOVED` and loads it as its new module (a meta
+    path finder and loader, by protocol: ``importlib.abc`` is slow to import)."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, self)
+        return ModuleSpec(fullname, self)
 
     def create_module(self, spec):
         # the new module itself: importlib sets no attribute a module already has,

@@ -15,18 +15,7 @@ from sklearn.preprocessing import LabelBinarizer
 
 from ._runtime.atomic import load_npz, save_npz
 from ._version import __version__
-from .nn import (
-    GELU,
-    Dropout,
-    Einsum,
-    Identity,
-    LeakyReLU,
-    Linear,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
+from .nn import Dropout, Einsum, Linear, Softmax, activations
 from .nn.graph import Graph
 from .nn.sequential import Sequential
 from .sklearn.estimators import MLPClassifier, MLPRegressor
@@ -37,12 +26,7 @@ ESTIMATORS = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
 # module type -> (constructor keyword attributes)
 MODULES = {
     "Linear": (Linear, ("n_in", "n_out")),
-    "ReLU": (ReLU, ()),
-    "LeakyReLU": (LeakyReLU, ("alpha",)),
-    "GELU": (GELU, ("approximate",)),
-    "Tanh": (Tanh, ()),
-    "Sigmoid": (Sigmoid, ()),
-    "Identity": (Identity, ()),
+    **activations.MODULES,  # every registered activation module
     "Softmax": (Softmax, ()),
     "Dropout": (Dropout, ("p",)),
     "Einsum": (Einsum, ("equation",)),
@@ -117,10 +101,17 @@ def read_metadata(path):
     return user
 
 
+#: hyperparameters that belong to a fit, not to the model: not saved, and a loaded
+#: estimator has their defaults (``callbacks``: hooks into a fit, often closures)
+NOT_SAVED = ("callbacks",)
+
+
 def _estimator_state(est):
     if not hasattr(est, "coefs_"):
         raise ValueError(f"{type(est).__name__} is not fitted: nothing to save")
     params = est.get_params()
+    for name in NOT_SAVED:
+        params.pop(name, None)
     if not (
         params["random_state"] is None
         or isinstance(params["random_state"], numbers.Integral)
@@ -234,7 +225,9 @@ def _array(path, arrays, key, ndim=None, kinds="f"):
 def _load_estimator(path, arrays, meta):
     cls = ESTIMATORS[meta["kind"]]
     params = dict(meta["params"])
-    if not isinstance(params, dict) or set(params) != set(cls().get_params()):
+    if not isinstance(params, dict) or set(params) != set(cls().get_params()) - set(
+        NOT_SAVED
+    ):
         raise _bad(path, f"hyperparameters do not match {cls.__name__}")
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])

@@ -11,10 +11,13 @@ Kernels with a row- or element-parallel loop come as a ``(serial, parallel)`` pa
 Every name loads on first access (module-level ``__getattr__``), and with it Numba:
 ``from fastnet import kernels`` costs nothing, so a module may hold the package and
 still import without Numba (an estimator whose kernels load from the native cache,
-``fastnet._runtime.native``, never imports it).
+``fastnet._runtime``, never imports it).
+
+Nothing here imports from ``fastnet`` outside ``fastnet.kernels``: the runtime and
+the modules import the kernels, never the other way.
 """
 
-from .. import _import
+from ._lazy import import_paused
 
 #: public name -> (submodule, its name there)
 _LAZY = {
@@ -32,13 +35,11 @@ _LAZY = {
     "linear_backward_tangent": ("linear", "linear_backward_tangent"),
     "linear_forward": ("linear", "linear_forward"),
     "linear_forward_tangent": ("linear", "linear_forward_tangent"),
-    "OUT_KINDS": ("mlp", "OUT_KINDS"),
-    "mlp_block_offsets": ("mlp", "block_offsets"),
-    "mlp_callbacks": ("mlp", "callbacks"),
-    "mlp_dtype_args": ("mlp", "dtype_args"),
+    "OUT_KINDS": ("abi", "OUT_KINDS"),
+    "mlp_block_offsets": ("abi", "block_offsets"),
+    "mlp_dtype_args": ("abi", "dtype_args"),
     "mlp_epoch": ("mlp", "epoch"),
     "mlp_forward": ("mlp", "forward"),
-    "mlp_forward_callbacks": ("mlp", "forward_callbacks"),
     "adam_update": ("optimizers", "adam_update"),
     "scale_inplace": ("optimizers", "scale_inplace"),
     "sgd_update": ("optimizers", "sgd_update"),
@@ -68,8 +69,8 @@ def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, attr = _LAZY[name]
-    # with the collector paused, as fastnet's own lazy names (fastnet._import)
-    value = getattr(_import(f"kernels.{module}"), attr)
+    # with the collector paused, as fastnet's own lazy names
+    value = getattr(import_paused(f"{__name__}.{module}"), attr)
     globals()[name] = value  # later look-ups skip this function
     return value
 

@@ -24,9 +24,8 @@ import types
 
 import numba
 from numba import njit
-from numba.core.ccallback import CFunc
-from numba.core.registry import CPUDispatcher as Dispatcher
 
+from . import _numba_internals
 from ._cache import attach
 
 # Parallel kernels may be called from several Python threads at once (a server's
@@ -51,7 +50,7 @@ def pick(twins, size):
 
 #: Options of every kernel. ``error_model="numpy"``: float division by zero gives
 #: inf/NaN as in NumPy instead of a Python-style check, whose branch kept loops such
-#: as Adam's update from vectorising (measured: 4.6x slower). ``nogil``: a kernel
+#: as Adam's update from vectorising. ``nogil``: a kernel
 #: releases the GIL while it runs, so Python threads calling kernels (a server's
 #: predictions) run at once instead of in line.
 OPTIONS = {
@@ -82,11 +81,11 @@ def collector_paused():
 
     Numba's compiler makes some 100,000 short-lived objects per kernel, many in
     reference cycles; while it runs, the collector walked the whole heap (scikit-
-    learn's, Numba's and the caller's objects) again and again: 0.14-0.18 s of a
-    3.4 s cold first fit here, in two full collections. Paused, the compiler's
-    garbage stays young and the first young collection after the block frees it
-    without a walk of the old objects. Another thread's objects are collected as
-    usual after the block (a compilation takes at most a few seconds)."""
+    learn's, Numba's and the caller's objects) again and again, in full
+    collections. Paused, the compiler's garbage stays young and the first young
+    collection after the block frees it without a walk of the old objects.
+    Another thread's objects are collected as usual after the block (a
+    compilation takes at most a few seconds)."""
     if not gc.isenabled():  # off already (by the caller, or another compile)
         yield
         return
@@ -161,7 +160,7 @@ def cfunc(func, name, signature, **consts):
     options = {k: v for k, v in OPTIONS.items() if k != "cache"}
     options["fastmath"] = set(FASTMATH)
     clone = _clone(func, name, consts)
-    compiled = CFunc(clone, (signature.args, signature.return_type), {}, options)
+    compiled = _numba_internals.make_cfunc(clone, signature, options)
     if not getattr(_fresh, "on", False):
         attach(compiled)
     with collector_paused():
@@ -174,15 +173,15 @@ def inlined(kernel):
     """An uncached copy of the compiled ``kernel`` (a dispatcher of this package)
     that Numba inlines into its compiled callers, as are the kernels it calls in
     turn: a C-callable kernel (:func:`cfunc`) that wraps it then compiles as one
-    function, not one per kernel, and is one file in the cache (measured: a cold
-    default fit 0.5 s faster; each cache file also costs a warm process its load).
+    function, not one per kernel, and is one file in the cache (a cold
+    default fit is faster; each cache file also costs a warm process its load).
     """
     py_func = kernel.py_func
     calls = {}  # the kernels it calls, as inlined copies in turn
     for name in py_func.__code__.co_names:
         value = py_func.__globals__.get(name)
         if (
-            isinstance(value, Dispatcher)
+            isinstance(value, _numba_internals.numba_side().Dispatcher)
             and value.targetoptions.get("inline", "never") == "never"
             and value.py_func.__module__.startswith(__package__)
         ):
@@ -199,8 +198,8 @@ def jit(func):
 
 def jit_inline(func):
     """:func:`jit`, and inlined into compiled callers (``inline="always"``): a small
-    helper then costs its callers no compilation of its own (measured: 0.15-0.35 s
-    per separately compiled helper in a cold first fit)."""
+    helper then costs its callers no compilation of its own (a separately
+    compiled helper costs a cold first fit its own compilation)."""
     return _compile(func, f"{func.__name__}_inline", inline="always")
 
 

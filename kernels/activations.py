@@ -22,27 +22,17 @@ compiled serially and with a ``parallel=True`` twin (``_config.jit_twins``):
   ``dx = dy * df(saved)`` and ``ddx = ddy * df(saved) + dy * d2f(saved) * tx``, where
   ``ddy`` is the tangent of ``dy`` and ``tx`` the tangent of the input ``x``.
 
-Speed (serial kernels, this 2-core Xeon, elements per ns, float32 / float64; the
-bias kernels on 128 x 256, ``forward`` on 2^20 elements; ``python
-bench/elementwise.py``, 2 runs):
+Speed (``python bench/elementwise.py``; the figures are in ``bench/REPORT.md``):
 
-* ReLU, LeakyReLU, identity: ``bias_forward`` 4.8-5.8 / 2.2-2.6, ``bias_backward``
-  4.0-5.5 / 2.4-3.0, ``forward`` 3.6 / 1.8 (memory-bound). (ReLU's float32
-  ``bias_backward`` ran at 1.1 while its 0 and 1 were float64 literals, which widened
-  the loop; the 2.2-2.4 written here before came from a bench that fed the kernel's
-  output back as its input until it was subnormal.)
+* ReLU, LeakyReLU, identity: memory-bound. Their constants are float32 in float32
+  kernels: a float64 literal widens the loop to float64.
 * tanh, logistic: in float32 a vectorised exponential evaluated in float64
-  (:mod:`fastnet.kernels.vmath`): ``bias_forward`` 1.2-1.5, ``forward`` 1.2-1.4
-  (libm: 0.07 and 0.33). ``bias_backward``: logistic 5.2 / 2.7 (0.9 in float32 with
-  a float64 ``1.0``), tanh 4.0 / 2.6 (float64 arithmetic on purpose:
-  :func:`_tanh_grad`). In
-  float64, libm per element: ``forward`` 0.06 and 0.2.
-* GELU and GELU-tanh: in float64 libm's ``erfc`` and ``exp`` per element (0.1-0.2);
-  in float32 :func:`fastnet.kernels.vmath.erfc_of` and ``exp_of``, vectorised float64
-  arithmetic. On the 2-core AMD EPYC (AVX2) of 2026-12, float32, 2 runs, libm before
-  in brackets: GELU ``bias_forward`` 0.13-0.14 (0.07-0.10), ``bias_backward`` 0.08
-  (0.05-0.08), ``forward`` 0.14 (0.07); GELU-tanh 0.26 (0.07), 0.20 (0.09), 0.25-0.26
-  (0.09-0.16).
+  (:mod:`fastnet.kernels.vmath`), where libm's is a call per element; tanh's
+  backward computes in float64 on purpose (:func:`_tanh_grad`). In float64, libm
+  per element.
+* GELU and GELU-tanh: in float64 libm's ``erfc`` and ``exp`` per element; in
+  float32 :func:`fastnet.kernels.vmath.erfc_of` and ``exp_of``, vectorised float64
+  arithmetic.
 
 All backward kernels take ``(dy, saved, alpha, out...)`` in that order; the tangent
 of a backward inserts the tangents ``(ddy, tx)`` after ``(dy, saved)``. The tangent
@@ -58,6 +48,7 @@ from numba import prange
 
 from . import vmath
 from ._config import jit_inline, jit_twins
+from .abi import SAVES
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -308,31 +299,32 @@ def _bias_backward(dy, saved, alpha, dz, db):
     # The column sum runs serially, in row order (a reduction across rows), so the
     # serial and parallel twins give bit-identical db.
     for j in range(db.shape[0]):  # a loop: a slice assignment compiles Numba's
-        db[j] = 0.0  # broadcasting (0.1 s of every C kernel that wraps this)
+        db[j] = 0.0  # broadcasting (compile time in every C kernel wrapping this)
     for i in range(dz.shape[0]):
         for j in range(dz.shape[1]):
             db[j] += dz[i, j]
 
 
-def _make(name, f, df, d2f, saves):
+def _make(name, f, df, d2f):
+    """The kernels of the activation ``name``; which tensor its backward reads
+    (``saves``) is declared without Numba in :data:`.abi.SAVES`, for the runtime
+    too."""
     templates = (_forward, _backward, _bias_forward, _bias_backward, _backward_tangent)
     kernels = [
         jit_twins(template, f"{name}{template.__name__}", _f=f, _df=df, _d2f=d2f)
         for template in templates
     ]
-    return Activation(*kernels, saves)
+    return Activation(*kernels, SAVES[name])
 
 
 #: name -> compiled kernels. Estimators validate ``activation=`` against these keys
 #: and the tests parametrize over them.
 ACTIVATIONS = {
-    "identity": _make("identity", _identity, _identity_grad, _identity_grad2, "y"),
-    "relu": _make("relu", _relu, _relu_grad, _relu_grad2, "y"),
-    "leaky_relu": _make(
-        "leaky_relu", _leaky_relu, _leaky_relu_grad, _leaky_relu_grad2, "x"
-    ),
-    "gelu": _make("gelu", _gelu, _gelu_grad, _gelu_grad2, "x"),
-    "gelu_tanh": _make("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, _gelu_tanh_grad2, "x"),
-    "tanh": _make("tanh", _tanh, _tanh_grad, _tanh_grad2, "y"),
-    "logistic": _make("logistic", _logistic, _logistic_grad, _logistic_grad2, "y"),
+    "identity": _make("identity", _identity, _identity_grad, _identity_grad2),
+    "relu": _make("relu", _relu, _relu_grad, _relu_grad2),
+    "leaky_relu": _make("leaky_relu", _leaky_relu, _leaky_relu_grad, _leaky_relu_grad2),
+    "gelu": _make("gelu", _gelu, _gelu_grad, _gelu_grad2),
+    "gelu_tanh": _make("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, _gelu_tanh_grad2),
+    "tanh": _make("tanh", _tanh, _tanh_grad, _tanh_grad2),
+    "logistic": _make("logistic", _logistic, _logistic_grad, _logistic_grad2),
 }

@@ -3,25 +3,12 @@
 A product whose result is one row or one column goes to ``?gemv`` instead, as
 Numba's own ``np.dot`` does, and so does each row of a result of up to
 :data:`GEMV_ROWS` rows: OpenBLAS's ``?gemm`` packs the whole other operand first.
-Measured on an AMD EPYC with SciPy's OpenBLAS 0.3.30, float32 ``predict_proba``
-through 784-256-128-10, the minimum of 5 runs of 200 calls:
-
-========  ==========  =============
-rows      ``?gemm``   ``?gemv`` rows
-========  ==========  =============
-1         192 us      35 us
-2         191 us      52 us
-4         141 us      81 us
-6         182 us      111 us
-8         140 us      141 us
-========  ==========  =============
-
-1x784 by 784x256 alone: 143 us in ``sgemm``, 15 us in ``sgemv``. Beyond 6 rows
-``?gemm`` is as fast or faster, also for narrow layers (64-128-64-10: 8 rows 32 us
-with ``?gemm``, 39 us row by row).
+For a few rows ``?gemv`` row by row is faster; beyond :data:`GEMV_ROWS` rows
+``?gemm`` is as fast or faster, also for narrow layers (the figures, float32
+``predict_proba`` through 784-256-128-10, are in ``bench/REPORT.md``).
 
 ``np.dot`` inside ``@njit`` reaches SciPy's BLAS too, but compiles shape checks
-and error-message formatting into every kernel that uses it (measured: about 4 s of
+and error-message formatting into every kernel that uses it (a large part of
 a cold first fit went to compiling ``np.dot``'s lowering and its messages), and it
 has no ``alpha`` / ``beta``. These kernels call Numba's own C entry point to SciPy's
 ``?gemm`` and ``?gemv`` (``numba_xxgemm``, ``numba_xxgemv``: what ``np.dot``
@@ -199,8 +186,8 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
     to ``?gemv`` (:func:`_call_product`).
 
     An intrinsic, not a jitted helper: the network kernels call it at several
-    places, and an inlined helper is typed again at each (measured: 0.1 s of the
-    epoch kernel's compilation).
+    places, and an inlined helper is typed again at each (compile time of the
+    epoch kernel).
     """
     ensure_blas()
 

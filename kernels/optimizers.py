@@ -155,9 +155,8 @@ def sum_squares(x):
     chain of dependent additions, one per 4 cycles; eight independent ones can run
     at once. On a C-contiguous array the eight sums are one vector (an intrinsic,
     :func:`_lane_sums`): written as eight scalars LLVM kept them scalar, one
-    float32-to-float64 conversion at a time. (235k weights, the 2-core AMD EPYC,
-    best of 50 calls, two runs: float32 83-92 -> 43 us, float64 43-64 -> 43-44 us;
-    the same bits. On the Xeon before, one sum against eight: 0.131 -> 0.066 ms.)
+    float32-to-float64 conversion at a time. The same
+    bits either way; the timings are in ``bench/REPORT.md``.
     """
     # squares in float64 too (numba's float() keeps float32: 1e-30**2 would be 0)
     n = x.shape[0]

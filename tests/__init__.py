@@ -7,6 +7,9 @@ installed (non-editable) fastnet: ``fastnet`` is imported here, first, with the
 clone's root left out of the path. An editable install maps ``fastnet`` back to this
 clone through its own finder; a regular one is found in site-packages.
 
+With a regular install, its folder is also put first on ``sys.path``, which
+processes spawned by multiprocessing (Dask's workers) inherit.
+
 Subprocesses started by the tests get ``PYTHONSAFEPATH=1`` (Python 3.11+), so that
 ``python -c`` and ``python -m`` in the clone's folder do not put it first either;
 ``python -m tests.X`` is given the root through ``PYTHONPATH`` and comes here.
@@ -32,7 +35,7 @@ def _import_installed_fastnet():
     saved = sys.path[:]
     sys.path[:] = [p for p in sys.path if not _is_root(p)]
     try:
-        import fastnet  # noqa: F401
+        import fastnet
     except ImportError as exc:
         raise ImportError(
             "the tests need fastnet installed: pip install -e '.[test]' (or "
@@ -40,6 +43,11 @@ def _import_installed_fastnet():
         ) from exc
     finally:
         sys.path[:] = saved
+    installed = pathlib.Path(fastnet.__file__).resolve().parents[1]
+    if installed != ROOT:
+        # a regular install: its folder goes before the clone's, for the processes
+        # that inherit this path (Dask's and multiprocessing's spawned workers)
+        sys.path.insert(0, str(installed))
 
 
 _import_installed_fastnet()

@@ -28,6 +28,7 @@ import sys, warnings, numpy as np
 warnings.simplefilter("ignore")
 import fastnet as fn
 from fastnet import MLPClassifier
+from fastnet._runtime import background as _background
 from fastnet._runtime import native as _native
 from sklearn.datasets import load_digits
 {before}
@@ -89,7 +90,7 @@ def test_a_helper_that_fails_leaves_the_work_to_the_process(tmp_path):
     waited for itself, as without a helper."""
     dead = (
         "import subprocess\n"
-        "_native._state['background'] = (__import__('os').getpid(), "
+        "_background._state['background'] = (__import__('os').getpid(), "
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.5)']), "
         "frozenset(_native.BACKGROUND))"
     )
@@ -146,8 +147,8 @@ def test_two_cold_processes_share_one_helper_lock(tmp_path):
 def test_off_by_setting_and_where_the_cache_is_full(tmp_path):
     code = (
         "from fastnet import MLPClassifier\n"
-        "from fastnet._runtime import native as _native\n"
-        "print(_native._state.get('background'))"
+        "from fastnet._runtime import background as _background\n"
+        "print(_background._state.get('background'))"
     )
     assert _python(code, tmp_path / "a", False) == ["None"]
     started = _python(code, tmp_path / "b", True)

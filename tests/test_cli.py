@@ -14,7 +14,7 @@ import pytest
 from sklearn.datasets import load_diabetes, load_digits, load_iris
 
 import fastnet as fn
-from fastnet.tabular import cli
+from fastnet.tabular import checkpoint, cli
 from fastnet.tabular.prepare import TabularModel
 
 
@@ -541,15 +541,15 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
     base = ["--hidden", "32", "--solver", "sgd"]
     train(capsys, *base, "--epochs", "12", "--out", tmp_path / "straight.npz")
     calls = {"n": 0}
-    real_save = cli._save_checkpoint
+    real_save = checkpoint.save_checkpoint
 
-    def dies_after_five(model, path, info):
-        real_save(model, path, info)
+    def dies_after_five(model, path, info, sample_order):
+        real_save(model, path, info, sample_order)
         calls["n"] += 1
         if calls["n"] == 5:
             raise SystemError("killed")  # as if the process died after a save
 
-    monkeypatch.setattr(cli, "_save_checkpoint", dies_after_five)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", dies_after_five)
     ckpt = tmp_path / "ckpt.npz"
     code, _, err = run(
         [
@@ -565,7 +565,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
         capsys,
     )
     assert code != 0 and "killed" in err
-    monkeypatch.setattr(cli, "_save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", real_save)
     # --epochs counts all epochs: 5 done, 7 more
     code, _out, err = run(
         [
@@ -643,16 +643,16 @@ def test_ctrl_c_keeps_the_old_model_and_says_where_the_checkpoint_is(
     model = tmp_path / "m.npz"
     train(capsys, "--epochs", "2", "--hidden", "8", "--out", model)
     old = model.read_bytes()
-    real_save = cli._save_checkpoint
+    real_save = checkpoint.save_checkpoint
     calls = {"n": 0}
 
-    def ctrl_c_after_three(m, path, info):
+    def ctrl_c_after_three(m, path, info, sample_order):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        real_save(m, path, info)
+        real_save(m, path, info, sample_order)
 
-    monkeypatch.setattr(cli, "_save_checkpoint", ctrl_c_after_three)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", ctrl_c_after_three)
     ckpt = tmp_path / "c.npz"
     code, out, err = run(
         ["train", "--hidden", "8", "--out", model, "--checkpoint", ckpt], capsys
@@ -663,6 +663,33 @@ def test_ctrl_c_keeps_the_old_model_and_says_where_the_checkpoint_is(
         f"checkpoint {ckpt} holds epoch 3: add --resume to go on"
     )
     assert model.read_bytes() == old
+
+
+def test_checkpoints_go_through_callbacks_that_leave_no_trace(tmp_path, capsys):
+    from fastnet._runtime.atomic import load_npz
+
+    f = iris()
+    f.to_csv(tmp_path / "i.csv", index=False)
+    ckpt, model = tmp_path / "c.npz", tmp_path / "m.npz"
+    data = ["--data", tmp_path / "i.csv"]
+    train(capsys, *data, "--epochs", "2", "--checkpoint", ckpt, "--out", model)
+    # the fit's callbacks are the fit's: neither file carries them
+    for path in (ckpt, model):
+        assert fn.load(path).estimator.get_params()["callbacks"] is None
+    # the optimizer's state in the codec every fastnet checkpoint uses, and the
+    # order of the last epoch's rows
+    arrays, meta = load_npz(ckpt, "checkpoint")
+    assert any(k.startswith("opt/") for k in arrays)
+    assert sorted(arrays["sample_order"]) == list(range(len(arrays["sample_order"])))
+    assert meta["checkpoint"]["n_iter"] == 2
+    # the same columns but other rows: the saved order does not fit them
+    f.iloc[::2].to_csv(tmp_path / "i.csv", index=False)
+    code, _, err = run(
+        ["train", *data, "--checkpoint", ckpt, "--resume", "--epochs", "4"], capsys
+    )
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "fastnet: error: the checkpoint was made on other data"
+    )
 
 
 def test_resume_refuses_settings_it_cannot_change(tmp_path, capsys):

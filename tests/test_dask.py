@@ -138,8 +138,11 @@ def _fit_and_record_threads(X, y, n_threads):
         blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
         seen.append((numba.get_num_threads(), blas))
 
-    est = small_clf(max_iter=3, n_threads=n_threads)
-    est._fn_epoch_hook = hook
+    class Record(fastnet.callbacks.Callback):
+        def on_epoch_end(self, owner, state):
+            hook(owner)
+
+    est = small_clf(max_iter=3, n_threads=n_threads, callbacks=[Record()])
     est.fit(X, y)
     return seen, before, numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS
 

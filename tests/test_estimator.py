@@ -17,7 +17,9 @@ from sklearn.utils import shuffle
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastnet as fn
-from fastnet.sklearn.estimators import HIDDEN_ACTIVATIONS, _shuffled
+from fastnet.sklearn import inputs
+from fastnet.sklearn.estimators import HIDDEN_ACTIVATIONS
+from fastnet.sklearn.stochastic import shuffled as _shuffled
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -419,6 +421,13 @@ def test_n_threads_and_warm_start():
     np.testing.assert_allclose(clf.coefs_[0], theirs.coefs_[0], rtol=1e-12, atol=1e-14)
 
 
+class _EveryBatch(fn.callbacks.Callback):
+    """A batch hook: the fit takes the module path, batch by batch."""
+
+    def on_batch_end(self, owner, state):
+        assert state.batch_rows > 0
+
+
 @pytest.mark.parametrize(
     "cls,config",
     [
@@ -432,7 +441,7 @@ def test_n_threads_and_warm_start():
     ],
     ids=str,
 )
-def test_compiled_epoch_equals_the_module_path_bit_for_bit(cls, config, monkeypatch):
+def test_compiled_epoch_equals_the_module_path_bit_for_bit(cls, config):
     config = dict(config)
     target = config.pop("target", None)
     X, y = _digits()
@@ -443,8 +452,9 @@ def test_compiled_epoch_equals_the_module_path_bit_for_bit(cls, config, monkeypa
         y = y / 3.0 if target is None else np.c_[y, y / 2.0]
     kw = {"random_state": 0, "max_iter": 4, "hidden_layer_sizes": (16,)} | config
     compiled = cls(**kw).fit(X, y)
-    monkeypatch.setattr(type(compiled), "_compiled_epoch", lambda *a, **k: None)
-    modules = cls(**kw).fit(X, y)
+    assert compiled._fn_fused_state is not None  # it ran the compiled epoch
+    modules = cls(**kw, callbacks=[_EveryBatch()]).fit(X, y)  # the module path
+    assert getattr(modules, "_fn_fused_state", None) is None
     for a, b in zip(
         compiled.coefs_ + compiled.intercepts_,
         modules.coefs_ + modules.intercepts_,
@@ -469,7 +479,7 @@ def test_compiled_forward_equals_the_module_path(cls, target, kw):
     rows = np.ascontiguousarray(X[:9])
     net = est._network()
     compiled = est._compiled_forward(rows, net).copy()
-    logits = est._logits(rows, train=False)
+    logits = net.logits(rows, train=False)
     modules = {
         "softmax": lambda z: fn.Softmax().forward(z),
         "logistic": lambda z: fn.Sigmoid().forward(z),
@@ -500,7 +510,7 @@ def test_partial_fit_quick_checks_return_what_scikit_learns_return(n_classes, dt
     y = (y % n_classes).astype(np.int32)
     clf = fn.MLPClassifier((8,), random_state=0)
     clf.partial_fit(X[:50], y[:50], classes=np.arange(n_classes))
-    quick = clf._partial_fit_input(X, y, True, False)
+    quick = inputs.partial_fit_input(clf, X, y, True, False)
     assert quick is not None
     Xs, ys = sk.MLPClassifier._validate_input(clf, X, y, True, False)
     np.testing.assert_array_equal(quick[0], Xs)
@@ -516,7 +526,7 @@ def test_partial_fit_trains_alike_with_and_without_the_quick_checks(monkeypatch)
     quick.partial_fit(X[:100], y[:100], classes=np.arange(10))
     for _ in range(3):
         quick.partial_fit(X, y)
-    monkeypatch.setattr(fn.MLPClassifier, "_partial_fit_input", lambda *a: None)
+    monkeypatch.setattr(inputs, "partial_fit_input", lambda *a: None)
     full = fn.MLPClassifier(**kw)
     full.partial_fit(X[:100], y[:100], classes=np.arange(10))
     for _ in range(3):
@@ -541,7 +551,7 @@ def test_partial_fit_quick_checks_leave_errors_to_scikit_learn():
         clf.partial_fit(X[:, :10], y % 3)
     with pytest.warns(DataConversionWarning):
         clf.partial_fit(X, (y % 3).reshape(-1, 1))  # a column: scikit-learn warns
-    assert clf._partial_fit_input(X, (y % 3).astype(float), True, False) is None
+    assert inputs.partial_fit_input(clf, X, (y % 3).astype(float), True, False) is None
 
 
 MIXED = (np.float32, np.float64, np.float32, np.float64)
@@ -551,7 +561,7 @@ MIXED = (np.float32, np.float64, np.float32, np.float64)
 def test_the_last_finite_weights_are_kept_exactly_through_many_epochs(dtypes):
     # the two buffers are used in turn: a divergence after an even or an odd
     # number of finite epochs restores the bits of the last finite one
-    from fastnet.sklearn.estimators import _LastFinite
+    from fastnet.training.loop import LastFinite as _LastFinite
 
     rng = np.random.default_rng(0)
     shapes = [(13, 7), (7, 3), (7,), (3,)]
@@ -579,15 +589,16 @@ def test_the_last_finite_weights_are_kept_exactly_through_many_epochs(dtypes):
         np.testing.assert_array_equal(got, want)
 
 
-def test_partial_fit_reuses_the_compiled_epoch_only_for_the_same_arrays(monkeypatch):
+def test_partial_fit_reuses_the_compiled_epoch_only_for_the_same_arrays():
     # consecutive partial_fit calls share the compiled epoch's workspace; weights
     # assigned anew are trained, not the old ones: bit-identical to the module path
     X, y = _digits()
     X = X[:300]
     y = y[:300]
     fused = fn.MLPClassifier((16,), batch_size=64, random_state=0)
-    plain = fn.MLPClassifier((16,), batch_size=64, random_state=0)
-    monkeypatch.setattr(plain, "_compiled_epoch", lambda *a: None, raising=False)
+    plain = fn.MLPClassifier(
+        (16,), batch_size=64, random_state=0, callbacks=[_EveryBatch()]
+    )  # a batch hook: the module path
     states = []
     for step in range(5):
         if step == 2:
@@ -620,7 +631,7 @@ def test_fit_quick_checks_set_what_scikit_learns_set(n_classes, label_dtype, dty
     y = (y[:200] % n_classes * 3 - 2 * (label_dtype != np.uint8)).astype(label_dtype)
     quick = fn.MLPClassifier((8,), random_state=0)
     quick.feature_names_in_ = np.array(["stale"], object)
-    got = quick._fit_input(X, y, incremental=False, reset=True)
+    got = inputs.fit_input(quick, X, y, incremental=False, reset=True)
     assert got is not None and "feature_names_in_" not in vars(quick)
     ref = fn.MLPClassifier((8,), random_state=0)
     want = sk.MLPClassifier._validate_input(ref, X, y, incremental=False, reset=True)
@@ -638,7 +649,7 @@ def test_fit_quick_checks_set_what_scikit_learns_set(n_classes, label_dtype, dty
     # the fits agree to the bit with scikit-learn's checks in their place
     quick.fit(X, y)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fn.MLPClassifier, "_fit_input", lambda *a: None)
+        mp.setattr(inputs, "fit_input", lambda *a: None)
         full = fn.MLPClassifier((8,), random_state=0).fit(X, y)
     for a, b in zip(quick.coefs_ + quick.intercepts_,
                     full.coefs_ + full.intercepts_, strict=True):  # fmt: skip
@@ -658,17 +669,17 @@ def test_fit_quick_checks_leave_the_rest_to_scikit_learn():
         (X.tolist(), y),  # not an array
     ]
     for Xc, yc in cases:
-        assert est._fit_input(Xc, yc, incremental=False, reset=True) is None
+        assert inputs.fit_input(est, Xc, yc, incremental=False, reset=True) is None
     bad = X.copy()
     bad[3, 4] = np.nan
-    assert est._fit_input(bad, y, incremental=False, reset=True) is None
+    assert inputs.fit_input(est, bad, y, incremental=False, reset=True) is None
     with pytest.raises(ValueError, match="NaN"):
         est.fit(bad, y)
     est.fit(X, y)
     warm = fn.MLPClassifier((8,), warm_start=True, max_iter=5, random_state=0)
     warm.fit(X, y)
-    assert warm._fit_input(X, y, incremental=False, reset=True) is None
-    assert est._fit_input(X, y, incremental=True, reset=False) is None
+    assert inputs.fit_input(warm, X, y, incremental=False, reset=True) is None
+    assert inputs.fit_input(est, X, y, incremental=True, reset=False) is None
 
 
 def test_weights_of_any_layout_and_dtype_changes_train_as_scikit_learns_do():
@@ -711,9 +722,9 @@ def test_set_params_after_fit_changes_the_network():
     ref.partial_fit(X, y)
     for a, b in zip(est.coefs_, ref.coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert not est._network()["dropout"]
+    assert not est._network().dropout
     est.set_params(dropout=0.5)
-    assert est._network()["dropout"]  # the next fit trains with dropout
+    assert est._network().dropout  # the next fit trains with dropout
 
 
 def test_big_endian_labels_give_native_classes_as_scikit_learns():

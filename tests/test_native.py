@@ -17,6 +17,8 @@ import pytest
 
 from fastnet import kernels
 from fastnet._runtime import native as _native
+from fastnet._runtime.objects import ObjectFolder, undefined_symbols
+from fastnet.kernels import abi
 from tests.processes import fresh_env
 
 pytestmark = pytest.mark.skipif(
@@ -143,14 +145,14 @@ def test_undefined_symbols_are_read_from_the_object(tmp_path):
     _run(tmp_path, FIT.format(rows=100, dtype="float64", activation="relu"))
     objects = {p.stem: p for p in _objects(tmp_path)}
     header, _, obj = objects["c_epoch"].read_bytes().partition(b"\n")
-    needed = _native._undefined(obj)
+    needed = undefined_symbols(obj)
     # Numba's entry to SciPy's BLAS, resolved from Numba's extension module
     assert "numba_xxgemm" in needed
     assert header.startswith(b"cfunc.")
     assert header.split(b" ")[1] == hashlib.sha256(obj).hexdigest().encode()
     for bad in (b"", b"\x7fELF", b"MZ" + obj[2:]):
         with pytest.raises(ValueError, match="not an ELF64"):
-            _native._undefined(bad)
+            undefined_symbols(bad)
 
 
 def test_the_cache_key_changes_with_numbas_code_settings(tmp_path, monkeypatch):
@@ -160,15 +162,17 @@ def test_the_cache_key_changes_with_numbas_code_settings(tmp_path, monkeypatch):
     # (CI's) loads
     assert _run(tmp_path, code, NUMBA_BOUNDSCHECK="1")[0] == "True"
     monkeypatch.delenv("NUMBA_BOUNDSCHECK", raising=False)
-    folders = {_native._Loader().folder}
+    folders = {ObjectFolder().folder}
     for name, value in [("NUMBA_BOUNDSCHECK", "1"), ("NUMBA_CPU_NAME", "generic"),
                         ("NUMBA_OPT", "0")]:  # fmt: skip
         monkeypatch.setenv(name, value)
-        folders.add(_native._Loader().folder)
+        folders.add(ObjectFolder().folder)
     assert len(folders) == 4
 
 
-def test_saves_x_agrees_with_the_activation_registry():
+def test_saves_x_is_the_activation_registrys():
+    # one declaration (kernels.abi.SAVES, without Numba), read by the registry
+    assert {n: a.saves for n, a in kernels.ACTIVATIONS.items()} == abi.SAVES
     want = {n for n, a in kernels.ACTIVATIONS.items() if a.saves == "x"}
     assert want == _native.SAVES_X
 

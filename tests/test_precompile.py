@@ -77,9 +77,9 @@ def _objects(cache):
 
 def test_the_kernel_list_is_every_setting():
     """Each activation, loss, optimizer, output kind and dtype, enumerated here from
-    the registries independently of ``kernels.mlp.makers``."""
+    the registries independently of ``kernels.mlp_cfuncs.makers``."""
     from fastnet._runtime import precompile as _precompile
-    from fastnet.kernels import mlp
+    from fastnet.kernels import mlp_cfuncs as mlp
 
     expected = {"c_epoch", "c_forward"}
     for dtype, activation in itertools.product(

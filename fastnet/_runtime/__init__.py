@@ -1,2 +1,5 @@
-"""fastnet's runtime: the compiled MLP driver and its ABI, the native cache,
-ahead-of-time and background compile, threads, input checks."""
+"""fastnet's runtime: the compiled MLP driver (``mlp``), the native cache
+(``objects``, ``addresses``, ``c_kernels``; ``native`` gathers the names the other
+layers use), ahead-of-time (``precompile``) and background (``background``)
+compilation, threads, input checks. The kernels' calling convention is
+``fastnet.kernels.abi``: the runtime imports the kernels, never the other way."""

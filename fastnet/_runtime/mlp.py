@@ -1,14 +1,17 @@
-"""Run an MLP's epoch in the compiled epoch (``kernels/mlp.py``) for the estimators
-and the Trainer.
+"""Run an MLP's epoch and its forward pass in the whole-network kernels
+(``kernels/mlp.py``) for the estimators and the Trainer.
 
 The compiled epoch calls the same kernels in the same order as the module path, so
-it is a pure speed-up: Python runs once per epoch instead of once per step.
+it is a pure speed-up: Python runs once per epoch instead of once per step. The
+kernels' arguments are built by name from their spec (``fastnet.kernels.abi``).
 """
 
 import numpy as np
 
+from ..kernels import abi
+from ..kernels.abi import address
 from ..optim import SGD, Adam
-from . import native as _native
+from . import c_kernels
 
 #: which fused kernel computes each loss module's loss
 LOSS_KERNELS = {
@@ -42,7 +45,8 @@ def fused_epoch(
     ``order`` (int64 row indices) is checked at each call, a ``ValueError`` where an
     index is out of range; ``epoch.check(order)`` checks alone, and
     ``epoch(order, checked=True)`` skips the pass over the values, for an order
-    that is a permutation of one ``epoch.check`` passed (2.9 us of a wine epoch).
+    that is a permutation of one ``epoch.check`` passed (a pass over the values
+    is a noticeable part of a small epoch).
 
     ``names``: the optimizer's parameter names, one ``(W name, b name)`` per layer.
     ``l2``: scikit-learn's L2, ``l2 / batch weight`` on the weights only.
@@ -50,19 +54,12 @@ def fused_epoch(
     network's part: no data). Where it was made for the same arrays (parameters,
     gradients and optimizer state: the same objects, of the same shape, dtype and
     writeability) and the same settings, its workspace and table of addresses serve
-    again, and only the data's part is made anew (a one-epoch ``Trainer.fit`` of
-    64-32-10 spent 90 us of its 230 us of Python here). Callers pass only a state
-    that no other call may be using.
+    again, and only the data's part is made anew (making them was a large part of
+    a short ``Trainer.fit``'s Python). Callers pass only a state that no other call
+    may be using.
     """
-    if isinstance(optimizer, Adam):
-        if optimizer.decoupled or optimizer.weight_decay or optimizer.clip_norm:
-            return None
-        kind = "adam"
-    elif isinstance(optimizer, SGD):
-        if optimizer.weight_decay or optimizer.clip_norm:
-            return None
-        kind = "sgd"
-    else:
+    kind = _optimizer_kind(optimizer)
+    if kind is None:
         return None
     if target.dtype.kind == "f" and type(loss).__name__ == "SoftmaxCrossEntropy":
         loss_name = "softmax_cross_entropy_dense"
@@ -74,39 +71,13 @@ def fused_epoch(
     if X.ndim != 2 or not X.flags.c_contiguous:
         raise ValueError("the compiled epoch takes a C-contiguous 2-D X")
 
-    def slots(name, p):
-        return list(optimizer._slots(name, p).values())
-
-    rows = []
-    for lin, (w_name, b_name) in zip(linears, names, strict=True):
-        W, b = lin.params["W"], lin.params["b"]
-        sw, sb = slots(w_name, W), slots(b_name, b)
-        # the order of _native.LAYER_COLUMNS: W, b, gW, gb, s1W, s2W, s1b, s2b
-        rows.append(
-            [W, b, lin.grads["W"], lin.grads["b"], *(sw + [None] * (2 - len(sw))),
-             *(sb + [None] * (2 - len(sb)))]
-        )  # fmt: skip
+    rows = _layer_rows(linears, names, optimizer)
     settings = (dt, X.shape[1], int(batch), activation, alpha, loss_name, kind)
     state = reuse
     if state is None or not state.fits(settings, rows):
         state = _ModelState(settings, rows, linears)
     n_layers = state.table.shape[0]
-    # targets cross as rows of bytes (the loss kernel reads them as labels or as
-    # numbers): one epoch kernel serves every target kind and dtype
-    target = np.ascontiguousarray(target)
-    if target.shape[0] != X.shape[0] or (
-        target.ndim == 2 and target.shape[1] != state.dims[-1]
-    ):
-        raise ValueError(
-            f"targets of shape {target.shape} do not fit {X.shape[0]} rows and "
-            f"{state.dims[-1]} outputs"
-        )
-    want = np.dtype(np.int64 if loss_name == "softmax_cross_entropy" else dt)
-    if target.dtype != want:  # the loss kernel reads the bytes as this type
-        raise ValueError(
-            f"the loss {loss_name} needs {want} targets, got {target.dtype}"
-        )
-    t_row = target.dtype.itemsize * (target.shape[1] if target.ndim == 2 else 1)
+    target, t_row = _targets(target, X.shape[0], state.dims[-1], loss_name, dt)
     tb = np.empty((batch, t_row), np.uint8)
     n = X.shape[0]
     sizes = np.minimum(batch, n - np.arange(0, n, batch))  # rows per batch
@@ -114,23 +85,39 @@ def fused_epoch(
     sklearn_eps = (
         eps_placement or getattr(optimizer, "eps_placement", "torch")
     ) == "sklearn"
-    hp = np.zeros(6)
-    keep = [state, X, target, tb, losses, hp]
-    # the kernel's arrays cross as addresses, looked up once
-    address = _native.address
-    X_at, T_at, tb_at, losses_at, hp_at = (
-        address(a) for a in (X, target, tb, losses, hp)
+    hp = np.zeros(abi.HP_SIZE)
+    # the kernel's arrays cross as addresses, looked up once; the arguments by name
+    # (the spec's), the order and the step count set at each call
+    at = np.array(
+        abi.EPOCH_AT.pack(
+            X=address(X), T=address(target), tb=address(tb), **state.at_addresses
+        ),
+        np.int64,
     )
-    (table_at, dims_at, zs_at, zo_at, ds_at, do_at, xb_at, one_at,
-     fns_at) = state.addresses  # fmt: skip
-    run, saves_x, kind_code, item = (
-        state.run,
-        state.saves_x,
-        state.kind_code,
-        state.item,
+    keep = [state, X, target, tb, losses, hp, at]
+    args = list(
+        abi.EPOCH.pack(
+            t_row=int(t_row),
+            order=0,
+            n=n,
+            batch=int(batch),
+            L=n_layers,
+            t0=0,
+            alpha=float(alpha),
+            l2=float(l2),
+            grad_scale=float(grad_scale),
+            loss_scale=float(loss_scale),
+            losses=address(losses),
+            hp=address(hp),
+            at=address(at),
+            saves_x=int(state.saves_x),
+            kind=state.kind_code,
+            item=state.item,
+            **state.addresses,
+        )
     )
-    t_row, batch, alpha = int(t_row), int(batch), float(alpha)
-    l2, grad_scale, loss_scale = float(l2), float(grad_scale), float(loss_scale)
+    at_order, at_t0 = abi.EPOCH.names.index("order"), abi.EPOCH.names.index("t0")
+    run = state.run
 
     def array_fits(order):
         return (
@@ -156,12 +143,9 @@ def fused_epoch(
         else:
             hp[:] = (o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0)
         # the C kernel releases the GIL while it runs (ctypes), as Numba's did
-        optimizer.t = run(
-            X_at, T_at, t_row, _native.address(order), n, batch, table_at, n_layers,
-            dims_at, zs_at, zo_at, ds_at, do_at, xb_at, tb_at, hp_at,
-            int(optimizer.t), alpha, l2, grad_scale, loss_scale, losses_at, fns_at,
-            int(saves_x), kind_code, item, one_at,
-        )  # fmt: skip
+        args[at_order] = address(order)
+        args[at_t0] = int(optimizer.t)
+        optimizer.t = run(*args)
         total = 0.0  # summed as the module path sums, batch by batch
         for value, m in zip(losses, sizes, strict=True):
             total += float(value) * int(m)
@@ -171,6 +155,57 @@ def fused_epoch(
     epoch.check = check
     epoch.state = state
     return epoch
+
+
+def _optimizer_kind(optimizer):
+    """``"adam"`` or ``"sgd"``: the compiled form of ``optimizer``; None where it
+    has none (AdamW, clipping, its own weight decay)."""
+    if isinstance(optimizer, Adam):
+        if optimizer.decoupled or optimizer.weight_decay or optimizer.clip_norm:
+            return None
+        return "adam"
+    if isinstance(optimizer, SGD):
+        if optimizer.weight_decay or optimizer.clip_norm:
+            return None
+        return "sgd"
+    return None
+
+
+def _layer_rows(linears, names, optimizer):
+    """Each layer's arrays in the order of :data:`~fastnet.kernels.abi.LAYER_COLUMNS`
+    (W, b, gW, gb, s1W, s2W, s1b, s2b; None: no such optimizer slot)."""
+
+    def slots(name, p):
+        found = list(optimizer._slots(name, p).values())
+        return found + [None] * (2 - len(found))
+
+    rows = []
+    for lin, (w_name, b_name) in zip(linears, names, strict=True):
+        W, b = lin.params["W"], lin.params["b"]
+        rows.append(
+            [W, b, lin.grads["W"], lin.grads["b"], *slots(w_name, W), *slots(b_name, b)]
+        )
+    return rows
+
+
+def _targets(target, n_rows, k_out, loss_name, dt):
+    """``target`` as the loss kernel reads it (C-contiguous, checked against the
+    rows, the outputs and the loss's dtype), and the bytes of one of its rows."""
+    # targets cross as rows of bytes (the loss kernel reads them as labels or as
+    # numbers): one epoch kernel serves every target kind and dtype
+    target = np.ascontiguousarray(target)
+    if target.shape[0] != n_rows or (target.ndim == 2 and target.shape[1] != k_out):
+        raise ValueError(
+            f"targets of shape {target.shape} do not fit {n_rows} rows and "
+            f"{k_out} outputs"
+        )
+    want = np.dtype(np.int64 if loss_name == "softmax_cross_entropy" else dt)
+    if target.dtype != want:  # the loss kernel reads the bytes as this type
+        raise ValueError(
+            f"the loss {loss_name} needs {want} targets, got {target.dtype}"
+        )
+    t_row = target.dtype.itemsize * (target.shape[1] if target.ndim == 2 else 1)
+    return target, t_row
 
 
 class _ModelState:
@@ -185,17 +220,21 @@ class _ModelState:
         self.signature = _signature(rows)
         self.table, self.keep = layer_table(rows, dt)
         self.dims = dims = network_dims(linears, n_features)
-        self.saves_x = activation in _native.SAVES_X
-        self.kind_code, self.item, self.one = _native.dtype_args(dt)
-        fns = _native.callbacks(activation, loss_name, kind, dt)
-        self.run = _native.epoch_kernel()
-        zo = _native.block_offsets(dims, batch, self.saves_x)
-        do = _native.block_offsets(dims, batch, False)
+        self.saves_x = activation in abi.SAVES_X
+        self.kind_code, self.item, self.one = abi.dtype_args(dt)
+        fns = c_kernels.callbacks(activation, loss_name, kind, dt)
+        self.run = c_kernels.epoch_kernel()
+        zo = abi.block_offsets(dims, batch, self.saves_x)
+        do = abi.block_offsets(dims, batch, False)
         zs = np.empty(int(zo[-1]), dt)
         ds = np.empty(int(do[-1]), dt)
         xb = np.empty((batch, n_features), dt)
-        self.arrays = (self.table, dims, zs, zo, ds, do, xb, self.one, fns)
-        self.addresses = tuple(_native.address(a) for a in self.arrays)
+        #: the network's arrays, by the epoch kernel's parameter names, and by the
+        #: names of its ``at`` array's entries
+        self.arrays = dict(table=self.table, dims=dims, zo=zo, do=do, fns=fns)
+        self.at_arrays = dict(zs=zs, ds=ds, xb=xb, one=self.one)
+        self.addresses = {k: address(a) for k, a in self.arrays.items()}
+        self.at_addresses = {k: address(a) for k, a in self.at_arrays.items()}
 
     def fits(self, settings, rows):
         """Whether this state serves ``settings`` and the arrays ``rows`` (the same
@@ -257,6 +296,74 @@ def layer_table(rows, dtype):
                     f"{getattr(arr, 'dtype', '?')} is not a C-contiguous "
                     f"{'writeable ' if len(row) > 2 else ''}{dtype} array"
                 )
-            table[i, j] = _native.address(arr)
+            table[i, j] = address(arr)
             keep.append(arr)
     return table, keep
+
+
+#: the forward kernel's arguments that change from call to call: its first ones
+_PER_CALL = ("x", "n", "work", "out", "check")
+if abi.FORWARD.names[: len(_PER_CALL)] != _PER_CALL:
+    raise ImportError(f"kernels.abi.FORWARD no longer starts with {_PER_CALL}")
+
+
+class CompiledForward:
+    """A network's whole forward pass in one serial kernel call, with the module
+    path's arithmetic: no Python per layer, and no OpenMP threads woken between
+    BLAS calls (they contended with OpenBLAS's threads on few cores).
+
+    Made for ``linears`` (``Linear`` modules), the activation module ``hidden``
+    between them (None: identity) and the output ``out_kind`` (``"softmax"``,
+    ``"logistic"``, ``"exp"``, else identity). Thread-safe: every call writes into
+    arrays of its own, the weights are only read, and the kernel releases the GIL,
+    so concurrent calls run at once.
+    """
+
+    def __init__(self, linears, hidden, out_kind):
+        name = hidden.kernel_name if hidden is not None else "identity"
+        dtype = linears[0].params["W"].dtype
+        rows = [[lin.params["W"], lin.params["b"]] for lin in linears]
+        table, keep = layer_table(rows, dtype)
+        self.dims = dims = network_dims(linears, linears[0].n_in)
+        self.dtype = dtype
+        self.exp = out_kind == "exp"
+        self.hidden = int(dims[1:-1].sum())
+        kind, item, one = abi.dtype_args(dtype)
+        output = out_kind if out_kind in abi.OUT_KINDS else "identity"
+        fns = c_kernels.forward_callbacks(name, output, dtype)
+        self.keep = [*keep, one, table, dims, fns]  # what the addresses point into
+        self.run = c_kernels.forward_kernel()
+        fixed = abi.FORWARD.pack(
+            **dict.fromkeys(_PER_CALL),
+            table=table.ctypes.data,
+            L=table.shape[0],
+            dims=dims.ctypes.data,
+            fns=fns.ctypes.data,
+            alpha=float(hidden.alpha) if hidden is not None else 0.0,
+            kind=kind,
+            item=item,
+            one=one.ctypes.data,
+        )
+        self.fixed = fixed[len(_PER_CALL) :]
+
+    def __call__(self, X, check=False):
+        """The network's output for the rows of ``X``: a new array the caller owns;
+        with ``check``, None where ``X`` holds a NaN or an infinity (the kernel
+        checks it first)."""
+        if X.ndim != 2 or X.shape[1] != self.dims[0] or X.dtype != self.dtype:
+            raise ValueError(
+                f"X has {X.shape[1:]} features of {X.dtype}; the network takes "
+                f"{self.dims[0]} of {self.dtype}"
+            )
+        n = X.shape[0]
+        X = np.ascontiguousarray(X)  # the kernel reads rows of the given width
+        work = np.empty(n * self.hidden, X.dtype)
+        out = np.empty((n, self.dims[-1]), X.dtype)
+        # ctypes releases the GIL while the kernel runs: calls run at once
+        if n and not self.run(
+            address(X), n, address(work), address(out), check, *self.fixed
+        ):
+            return None
+        if self.exp:
+            np.exp(out, out=out)  # as the module path's output does
+        return out

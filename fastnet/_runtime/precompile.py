@@ -1,25 +1,23 @@
 """``fastnet compile``: every C kernel of the estimators' and the Trainer's compiled
 paths, compiled ahead of time into the native cache.
 
-A first fit compiles only what its setting needs, on first use
-(``fastnet._runtime.native``
-then keeps it for later processes). A new setting (another activation, loss,
-optimizer or dtype) therefore pays Numba's import and start (about 1 s on a
-2-core machine) and its own few kernels. Where that matters (a notebook that tries
-several settings, an image built once and started often, a shared machine), one
-``fastnet compile`` makes every later process warm for every setting: an ``adam`` or
-``sgd`` fit and every prediction then run without importing Numba at all.
+A first fit compiles only what its setting needs, on first use (the native cache,
+``fastnet._runtime.addresses``, then keeps it for later processes). A new setting
+(another activation, loss, optimizer or dtype) therefore pays Numba's import and
+start and its own few kernels. Where that matters (a notebook that tries several
+settings, an image built once and started often, a shared machine), one ``fastnet
+compile`` makes every later process warm for every setting: an ``adam`` or ``sgd``
+fit and every prediction then run without importing Numba at all.
 
-What it compiles: :func:`kernels.mlp.makers` (the epoch and the forward, and for
+What it compiles: ``kernels.mlp_cfuncs.makers`` (the epoch and the forward, and for
 each activation, loss, optimizer, output and dtype their small kernels). Kernels the
 cache holds already are left alone; a missing or damaged file is compiled again.
 The work is shared between ``jobs`` worker processes (``python -m
 fastnet._runtime.precompile``: each imports Numba once and compiles one kernel after
-another,
-the longest first); Numba's compiler holds the GIL, so threads would not run two
-compilations at once. Every
-file is written atomically, so several ``fastnet compile`` runs, or fits, at once
-are safe; an interrupted run keeps what it finished.
+another, the longest first); Numba's compiler holds the GIL, so threads would not
+run two compilations at once. Every file is written atomically, so several
+``fastnet compile`` runs, or fits, at once are safe; an interrupted run keeps what
+it finished.
 
 Not covered: the ``lbfgs`` solver and the module-by-module path (``Linear`` and
 the other modules' kernels), which go through Numba's own cache as before.
@@ -34,7 +32,8 @@ import tempfile
 import time
 import warnings
 
-from . import native as _native
+from ..kernels._paths import cache_dir
+from . import addresses, c_kernels
 
 #: the kernel that takes longest to compile, scheduled first
 _FIRST = ("c_epoch", "c_forward")
@@ -42,8 +41,8 @@ _FIRST = ("c_epoch", "c_forward")
 
 def kernel_names():
     """The names of every C kernel ``fastnet compile`` compiles (this imports
-    Numba and ``fastnet.kernels.mlp``, without compiling anything)."""
-    names = sorted(_native._mlp().makers())
+    Numba and ``fastnet.kernels.mlp_cfuncs``, without compiling anything)."""
+    names = sorted(c_kernels.makers_module().makers())
     return [n for n in _FIRST if n in names] + [n for n in names if n not in _FIRST]
 
 
@@ -58,16 +57,16 @@ def default_jobs():
 def _check_writable():
     """A ``RuntimeError`` now, not after the compilation, where the native cache's
     folder cannot be written."""
-    loader = _native._loader()
-    if loader is None or not sys.platform.startswith("linux"):
+    folder = addresses.object_folder()
+    if folder is None or not addresses.native():
         return
     try:
-        os.makedirs(loader.folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=loader.folder, suffix=".tmp"):
+        os.makedirs(folder.folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder.folder, suffix=".tmp"):
             pass
     except OSError as exc:
         raise RuntimeError(
-            f"the kernel cache {loader.folder} cannot be written: {exc.strerror or exc}"
+            f"the kernel cache {folder.folder} cannot be written: {exc.strerror or exc}"
         ) from None
 
 
@@ -90,19 +89,19 @@ def precompile(jobs=None, each=None):
     with warnings.catch_warnings():  # an unwritable cache: the error below says it
         warnings.simplefilter("ignore", RuntimeWarning)
         names = kernel_names()
-    missing = [n for n in names if _native.lookup(n) is None]
+    missing = [n for n in names if addresses.lookup(n) is None]
     workers = min(jobs, len(missing))
     if missing:
         _check_writable()
         _run_workers(missing, workers, each)
         if sys.platform.startswith("linux"):
-            lacking = [n for n in missing if _native.lookup(n) is None]
+            lacking = [n for n in missing if addresses.lookup(n) is None]
             if lacking:
                 raise RuntimeError(
                     f"{len(lacking)} kernels were compiled but could not be cached "
-                    f"in {_native.cache_dir()} (first: {lacking[0]}); is it writable?"
+                    f"in {cache_dir()} (first: {lacking[0]}); is it writable?"
                 )
-    return missing, len(names) - len(missing), workers, _native.cache_dir()
+    return missing, len(names) - len(missing), workers, cache_dir()
 
 
 def _run_workers(names, jobs, each):
@@ -174,7 +173,7 @@ def _worker():
     for line in sys.stdin:
         name = line.strip()
         start = time.perf_counter()
-        _native.ensure(name)
+        c_kernels.ensure(name)
         print(name, f"{time.perf_counter() - start:.3f}", flush=True)
 
 

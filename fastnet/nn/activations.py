@@ -1,10 +1,40 @@
-"""Elementwise activation modules over ``fastnet.kernels.ACTIVATIONS``."""
+"""Elementwise activation modules over ``fastnet.kernels.ACTIVATIONS``, and the
+registry every other part of fastnet reads them from.
+
+Adding an activation is one kernel entry (``kernels/activations.py``: its
+function, derivatives and which tensor its backward reads) and one module here,
+registered with :func:`register`: the estimators' ``activation=`` choices, the
+command's ``--activation``, model files, ``fastnet.<Name>`` and the tests'
+parametrisations all read :data:`MODULES` and :data:`ESTIMATOR_ACTIVATIONS`.
+"""
 
 import numbers
 
 from .. import kernels
 from .._runtime.checks import as_float_array, check_shape
 from .base import Module
+
+#: module class name -> ``(class, the constructor arguments it keeps as
+#: attributes)``: what a model file stores of each activation module
+MODULES = {}
+#: the estimators' ``activation=`` name (scikit-learn's where it has one) -> the
+#: module class of the hidden layers
+ESTIMATOR_ACTIVATIONS = {}
+
+
+def register(estimator_name=None, args=()):
+    """Class decorator: add an activation module to :data:`MODULES` (``args``: its
+    constructor's arguments, kept as attributes of the same names) and, with
+    ``estimator_name``, to :data:`ESTIMATOR_ACTIVATIONS` (its constructor's
+    defaults then apply)."""
+
+    def add(cls):
+        MODULES[cls.__name__] = (cls, tuple(args))
+        if estimator_name is not None:
+            ESTIMATOR_ACTIVATIONS[estimator_name] = cls
+        return cls
+
+    return add
 
 
 class Activation(Module):
@@ -101,12 +131,14 @@ class Activation(Module):
         return dx, ddx
 
 
+@register("identity")
 class Identity(Activation):
     """:math:`f(x) = x`; :math:`f'(x) = 1`."""
 
     kernel_name = "identity"
 
 
+@register("relu")
 class ReLU(Activation):
     r""":math:`f(x) = \max(x, 0)`; :math:`f'(x) = [x > 0]`, so ReLU'(0) = 0
     (as PyTorch, JAX and scikit-learn); :math:`f''(x) = 0`, at the kink too."""
@@ -114,6 +146,7 @@ class ReLU(Activation):
     kernel_name = "relu"
 
 
+@register("leaky_relu", args=("alpha",))
 class LeakyReLU(Activation):
     r""":math:`f(x) = x` for :math:`x \ge 0`, else :math:`\alpha x`;
     :math:`f'(x) = 1` for :math:`x \ge 0`, else :math:`\alpha`, so LeakyReLU'(0) = 1;
@@ -133,6 +166,7 @@ class LeakyReLU(Activation):
         return f"LeakyReLU(alpha={self.alpha})"
 
 
+@register("gelu", args=("approximate",))
 class GELU(Activation):
     r"""Gaussian error linear unit.
 
@@ -154,12 +188,14 @@ class GELU(Activation):
         return f"GELU(approximate={self.approximate!r})"
 
 
+@register("tanh")
 class Tanh(Activation):
     r""":math:`f(x) = \tanh x`; :math:`f'(x) = 1 - y^2`."""
 
     kernel_name = "tanh"
 
 
+@register("logistic")
 class Sigmoid(Activation):
     """:math:`f(x) = 1/(1 + e^{-x})`; :math:`f'(x) = y(1 - y)`."""
 

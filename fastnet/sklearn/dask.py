@@ -81,18 +81,7 @@ def fit_blocks(
 
     Returns the fitted ``estimator``.
     """
-    if not hasattr(estimator, "partial_fit"):
-        raise TypeError(
-            f"{type(estimator).__name__} has no partial_fit (for fastnet's MLPs: use "
-            "solver='sgd' or 'adam')"
-        )
-    if getattr(estimator, "solver", None) == "lbfgs":
-        # scikit-learn's MLPRegressor offers partial_fit with L-BFGS, but each call
-        # is a whole L-BFGS fit on one block, not a step over the data
-        raise ValueError(
-            f"{type(estimator).__name__}(solver='lbfgs').partial_fit runs a whole "
-            "L-BFGS fit on each block: use solver='sgd' or 'adam'"
-        )
+    _check_incremental(estimator)
     epochs = check_positive_int(epochs, "epochs")
     if isinstance(prefetch, bool) or not isinstance(prefetch, numbers.Integral):
         raise TypeError(f"prefetch must be an integer >= 0, got {prefetch!r}")
@@ -128,19 +117,42 @@ def fit_blocks(
     blocks = [i for i, size in enumerate(rows) if size > 0]
     for _ in range(epochs):
         order = list(rng.permutation(blocks)) if shuffle_blocks else list(blocks)
-        pending = collections.deque()
-        for k in range(len(order)):
-            # this block and the next `prefetch` ones are asked for; the ones after
-            # it compute on the cluster while this one is fitted
-            while len(pending) <= prefetch and k + len(pending) < len(order):
-                pending.append(_submit(client, parts, order[k + len(pending)]))
-            xb, yb, wb = _gather(client, pending.popleft())
-            if wb is not None:
-                estimator.partial_fit(xb, yb, sample_weight=wb, **kwargs)
-            else:
-                estimator.partial_fit(xb, yb, **kwargs)
-            del xb, yb, wb
+        _one_pass(estimator, client, parts, order, prefetch, kwargs)
     return estimator
+
+
+def _check_incremental(estimator):
+    """A ``TypeError`` / ``ValueError`` where ``estimator`` cannot train block by
+    block."""
+    if not hasattr(estimator, "partial_fit"):
+        raise TypeError(
+            f"{type(estimator).__name__} has no partial_fit (for fastnet's MLPs: use "
+            "solver='sgd' or 'adam')"
+        )
+    if getattr(estimator, "solver", None) == "lbfgs":
+        # scikit-learn's MLPRegressor offers partial_fit with L-BFGS, but each call
+        # is a whole L-BFGS fit on one block, not a step over the data
+        raise ValueError(
+            f"{type(estimator).__name__}(solver='lbfgs').partial_fit runs a whole "
+            "L-BFGS fit on each block: use solver='sgd' or 'adam'"
+        )
+
+
+def _one_pass(estimator, client, parts, order, prefetch, kwargs):
+    """One ``partial_fit`` per block of ``order``, the next ``prefetch`` blocks
+    computing on the cluster meanwhile."""
+    pending = collections.deque()
+    for k in range(len(order)):
+        # this block and the next `prefetch` ones are asked for; the ones after
+        # it compute on the cluster while this one is fitted
+        while len(pending) <= prefetch and k + len(pending) < len(order):
+            pending.append(_submit(client, parts, order[k + len(pending)]))
+        xb, yb, wb = _gather(client, pending.popleft())
+        if wb is not None:
+            estimator.partial_fit(xb, yb, sample_weight=wb, **kwargs)
+        else:
+            estimator.partial_fit(xb, yb, **kwargs)
+        del xb, yb, wb
 
 
 def predict_blocks(estimator, X, method="predict"):

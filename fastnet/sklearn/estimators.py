@@ -21,67 +21,26 @@ they run: a prediction or a fit from another thread meanwhile raises
 ``RuntimeError``; a fit waits for the predictions already running.
 """
 
-import itertools
-import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
-import scipy.optimize
-from sklearn.base import is_classifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import gen_batches
 
 from .. import kernels
-from .._runtime import native as _native
-from .._runtime.mlp import fused_epoch, layer_table, network_dims
-from .._runtime.native import address
 from .._runtime.threads import FitGuard, thread_limit
-from ..nn import (
-    GELU,
-    Dropout,
-    Identity,
-    LeakyReLU,
-    Linear,
-    ReLU,
-    Sigmoid,
-    Tanh,
-)
-from ..nn.losses import (
-    MSELoss,
-    PoissonLoss,
-    SigmoidBinaryCrossEntropy,
-    SoftmaxCrossEntropy,
-)
-from ..optim import SGD, Adam, InverseScaling
+from ..nn.activations import ESTIMATOR_ACTIVATIONS
+from . import inputs, lbfgs
 from ._compat import Interval, StrOptions, validate_data
 from ._compat import SkMLPClassifier as _SkClassifier
 from ._compat import SkMLPRegressor as _SkRegressor
-from ._compat import check_optimize_result as _check_optimize_result
+from .network import OUTPUT_LOSSES as OUTPUT_LOSSES
+from .network import MLPNetwork
+from .stochastic import NON_FINITE_WEIGHTS as NON_FINITE_WEIGHTS
+from .stochastic import fit_stochastic
 
-#: ``activation=`` name -> hidden-layer module factory.
-HIDDEN_ACTIVATIONS = {
-    "identity": Identity,
-    "logistic": Sigmoid,
-    "tanh": Tanh,
-    "relu": ReLU,
-    "gelu": GELU,
-    "leaky_relu": LeakyReLU,
-}
-#: ``out_activation_`` -> the fused training loss of that output layer
-OUTPUT_LOSSES = {
-    "softmax": SoftmaxCrossEntropy,
-    "logistic": SigmoidBinaryCrossEntropy,
-    "identity": MSELoss,
-    "exp": PoissonLoss,
-}
-#: scikit-learn's error for weights that became NaN or infinite (its tests match it)
-NON_FINITE_WEIGHTS = (
-    "Solver produced non-finite parameter weights. The input data may contain large"
-    " values and need to be preprocessed."
-)
+#: ``activation=`` name -> hidden-layer module class (the registry of
+#: ``fastnet.nn.activations``)
+HIDDEN_ACTIVATIONS = ESTIMATOR_ACTIVATIONS
 
 
 class _FastnetMLP:
@@ -91,88 +50,30 @@ class _FastnetMLP:
         "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "callbacks": [None, list, tuple],
     }
 
     # -- the network over coefs_ / intercepts_ ----------------------------------------
     def _network(self):
-        """Linear layers sharing this estimator's arrays, hidden activations, dropout.
-
-        Rebuilt whenever ``coefs_`` / ``intercepts_`` were replaced (warm starts,
-        L-BFGS unpacking, users assigning them) or ``activation``, ``dropout`` or the
-        output activation changed (``set_params`` after a fit).
-        """
-        net = getattr(self, "_fn_net", None)
+        """The :class:`~fastnet.sklearn.network.MLPNetwork` over ``coefs_`` and
+        ``intercepts_``, rebuilt whenever they were replaced (warm starts, L-BFGS
+        unpacking, users assigning them) or ``activation``, ``dropout`` or the
+        output activation changed (``set_params`` after a fit)."""
+        net = self.__dict__.get("_fn_net")
         arrays = [*self.coefs_, *self.intercepts_]
         settings = (self.activation, self.dropout, self.out_activation_)
-        if (
-            net is not None
-            and net["settings"] == settings
-            and len(net["arrays"]) == len(arrays)
-            and all(a is b for a, b in zip(net["arrays"], arrays, strict=True))
-        ):
+        if net is not None and net.serves(arrays, settings):
             return net
-        linears = []
-        for W, b in zip(self.coefs_, self.intercepts_, strict=True):
-            # own, writeable, C-contiguous copies where needed (unpickled memmaps
-            # are read-only; the optimizer updates in place)
-            W = (
-                W
-                if W.flags.c_contiguous and W.flags.writeable
-                else np.array(W, order="C")
-            )
-            b = (
-                b
-                if b.flags.c_contiguous and b.flags.writeable
-                else np.array(b, order="C")
-            )
-            linears.append(Linear.from_params(W, b))
-        self.coefs_ = [lin.params["W"] for lin in linears]
-        self.intercepts_ = [lin.params["b"] for lin in linears]
-        act = HIDDEN_ACTIVATIONS[self.activation]
-        hidden = [act() for _ in linears[:-1]]
-        drops = []
-        if self.dropout > 0:
-            # (drawn only with dropout: other fits consume the random state exactly
-            # as scikit-learn does, so they reproduce its shuffles and splits)
-            rng = np.random.default_rng(self._dropout_seed())
-            drops = [Dropout(self.dropout, random_state=rng) for _ in linears[:-1]]
-        net = {
-            "settings": settings,
-            "arrays": [*self.coefs_, *self.intercepts_],
-            "linears": linears,
-            "hidden": hidden,
-            "dropout": drops,
-            "loss": OUTPUT_LOSSES[self.out_activation_](),
-        }
+        seed = self._dropout_seed() if self.dropout > 0 else None
+        net = MLPNetwork(self.coefs_, self.intercepts_, settings, seed)
+        n = len(net.linears)
+        self.coefs_, self.intercepts_ = net.arrays[:n], net.arrays[n:]
         self._fn_net = net
         return net
 
     def _dropout_seed(self):
         rs = getattr(self, "_random_state", None)
         return None if rs is None else rs.randint(2**31)
-
-    def _logits(self, X, train):
-        """The last layer's pre-activation for ``X`` (C-contiguous, fitted dtype)."""
-        net = self._network()
-        h = X
-        last = len(net["linears"]) - 1
-        for i, lin in enumerate(net["linears"]):
-            h = lin.forward(h)
-            if i < last:
-                h = net["hidden"][i].forward(h)
-                if train and net["dropout"]:
-                    h = net["dropout"][i].forward(h, train=True)
-        return h
-
-    def _backward(self, grad):
-        net = self._network()
-        last = len(net["linears"]) - 1
-        for i in range(last, -1, -1):
-            grad = net["linears"][i].backward(grad)
-            if i > 0:
-                if net["dropout"]:
-                    grad = net["dropout"][i - 1].backward(grad)
-                grad = net["hidden"][i - 1].backward(grad)
 
     def _loss_scales(self, lbfgs):
         """(loss factor, gradient factor) from fastnet's loss kernels to scikit-learn's
@@ -188,15 +89,9 @@ class _FastnetMLP:
 
     def _loss_and_grads(self, X, target, weights, lbfgs=False):
         """Forward, fused loss, backward: scikit-learn's loss (L2 not included)."""
-        net = self._network()
-        z = self._logits(X, train=True)
-        loss = net["loss"].forward_prepared(z, target, weights)
-        grad = net["loss"].backward()
-        loss_scale, grad_scale = self._loss_scales(lbfgs)
-        if grad_scale != 1.0:
-            kernels.scale_inplace(grad.reshape(-1), grad.dtype.type(grad_scale))
-        self._backward(grad)
-        return loss * loss_scale
+        return self._network().loss_and_grads(
+            X, target, weights, *self._loss_scales(lbfgs)
+        )
 
     def _targets(self, y, n, dtype, sample_weight):
         """(target, weights) for the fused loss, checked once per fit."""
@@ -205,7 +100,7 @@ class _FastnetMLP:
             y = y.argmax(axis=1)  # class indices from scikit-learn's one-hot rows
         else:
             y = y.reshape(n, -1)
-        loss = self._network()["loss"]
+        loss = self._network().loss
         return loss.prepare(y, (n, self.n_outputs_), dtype, sample_weight)
 
     # -- fitting ---------------------------------------------------------------
@@ -269,231 +164,8 @@ class _FastnetMLP:
         layer_units,
         incremental,
     ):
-        # scikit-learn's _fit_stochastic, step for step, with the arithmetic in
-        # fastnet's kernels: shuffles, batches, validation split and stopping rules
-        # draw from the same random state, so results match scikit-learn's.
-        if not incremental or not hasattr(self, "_optimizer"):
-            if self.solver == "sgd":
-                schedule = (
-                    InverseScaling(self.power_t)
-                    if self.learning_rate == "invscaling"
-                    else None
-                )
-                self._optimizer = SGD(
-                    self.learning_rate_init,
-                    self.momentum,
-                    self.nesterovs_momentum and self.momentum > 0,
-                    schedule=schedule,
-                )
-            else:
-                self._optimizer = Adam(
-                    self.learning_rate_init,
-                    self.beta_1,
-                    self.beta_2,
-                    self.epsilon,
-                    eps_placement="sklearn",
-                )
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        if early_stopping:
-            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
-            split = (X, y) if sample_weight is None else (X, y, sample_weight)
-            parts = train_test_split(
-                *split,
-                random_state=self._random_state,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            X_train, X_val, y_train, y_val = parts[:4]
-            sample_weight_train, sample_weight_val = parts[4:] or [None, None]
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
-        else:
-            X_train, y_train, sample_weight_train = X, y, sample_weight
-            X_val = y_val = sample_weight_val = None
-
-        X_train = np.ascontiguousarray(X_train)
-        n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=int)
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than "
-                    "sample size. It is going to be clipped",
-                    stacklevel=2,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-
-        target, weights = self._targets(
-            y_train, n_samples, X_train.dtype, sample_weight_train
-        )
-        net = self._network()
-        params = {f"W{i}": lin.params["W"] for i, lin in enumerate(net["linears"])}
-        params.update(
-            {f"b{i}": lin.params["b"] for i, lin in enumerate(net["linears"])}
-        )
-        grads = {f"W{i}": lin.grads["W"] for i, lin in enumerate(net["linears"])}
-        grads.update({f"b{i}": lin.grads["b"] for i, lin in enumerate(net["linears"])})
-        buffers = {}
-        self.n_iter_ = 0
-        resume = getattr(self, "_fn_resume", None)
-        if resume is not None:  # set by fastnet.tabular.cli to continue a checkpoint
-            self._fn_resume = None
-            # scikit-learn shuffles the previous epoch's order again, so the order is
-            # part of the state to restore (before the compiled epoch takes the
-            # optimizer's state arrays)
-            sample_idx = resume(self, sample_idx)
-        compiled = self._compiled_epoch(
-            X_train, target, weights, batch_size, net, params, grads
-        )
-        # without early stopping, the weights after the last epoch that left them
-        # finite (with it, the best ones are restored instead)
-        finite = None if early_stopping else _LastFinite(self._weights())
-        if compiled is not None:
-            compiled.check(sample_idx)  # shuffles below keep a checked order valid
-        try:
-            for _ in range(self.n_iter_, self.max_iter):
-                if self.shuffle:
-                    sample_idx = _shuffled(sample_idx, self._random_state)
-                self._fn_sample_idx = sample_idx
-                if compiled is not None:
-                    accumulated_loss = compiled(sample_idx, checked=True)
-                else:
-                    accumulated_loss = 0.0
-                    for batch_slice in gen_batches(n_samples, batch_size):
-                        idx = sample_idx[batch_slice]
-                        accumulated_loss += self._step(
-                            X_train, target, weights, idx, buffers, params, grads
-                        )
-
-                if finite is not None and not finite.keep(self._weights()):
-                    # scikit-learn trains on through NaN to max_iter and then raises;
-                    # stop now and keep usable weights. (With early stopping it keeps
-                    # going too and restores the best weights: so does fastnet.)
-                    finite.restore(self._weights())
-                    del self._optimizer  # its state diverged with the weights
-                    raise ValueError(
-                        f"{NON_FINITE_WEIGHTS} Training stopped in iteration "
-                        f"{self.n_iter_ + 1}; the model keeps the last finite weights "
-                        "(from before that iteration). A lower learning_rate_init "
-                        "may also help."
-                    )
-                self.n_iter_ += 1
-                self.loss_ = accumulated_loss / X_train.shape[0]
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(
-                    early_stopping, X_val, y_val, sample_weight_val
-                )
-                self._optimizer.epoch_end(self.n_iter_ - 1, self.t_, self.loss_)
-                # progress bars and checkpoints of fastnet.tabular.cli see every epoch,
-                # the last one too
-                hook = getattr(self, "_fn_epoch_hook", None) or (lambda _: None)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early_stopping else "Training loss"
-                    msg = (
-                        f"{what} did not improve more than tol={self.tol:f} for "
-                        f"{self.n_iter_no_change} consecutive epochs."
-                    )
-                    if self._trigger_stopping(msg):
-                        hook(self)
-                        break
-                    self._no_improvement_count = 0
-                hook(self)
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                        "reached and the optimization hasn't converged yet.",
-                        ConvergenceWarning,
-                        stacklevel=2,
-                    )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=2)
-        if early_stopping:
-            for dst, src in zip(self.coefs_, self._best_coefs, strict=True):
-                np.copyto(dst, src)
-            for dst, src in zip(self.intercepts_, self._best_intercepts, strict=True):
-                np.copyto(dst, src)
-
-    def _weights(self):
-        return [*self.coefs_, *self.intercepts_]
-
-    def _step(self, X, target, weights, idx, buffers, params, grads):
-        """One minibatch through the modules; its loss times its size."""
-        m = idx.shape[0]
-        if m not in buffers:
-            buffers[m] = (
-                np.empty((m, X.shape[1]), X.dtype),
-                np.empty((m, *target.shape[1:]), target.dtype),
-                np.empty(m if weights.size else 0, weights.dtype),
-            )
-        xb, tb, wb = buffers[m]
-        np.take(X, idx, axis=0, out=xb, mode="clip")
-        np.take(target, idx, axis=0, out=tb, mode="clip")
-        if weights.size:
-            np.take(weights, idx, out=wb, mode="clip")
-        sw_sum = float(wb.sum()) if weights.size else float(m)
-        batch_loss = self._loss_and_grads(xb, tb, wb)
-        batch_loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
-        coef_names = [name for name in params if name.startswith("W")]
-        l2 = dict.fromkeys(coef_names, self.alpha / sw_sum)
-        self._optimizer.step(params, grads, weight_decay=l2)
-        return batch_loss * m
-
-    def _compiled_epoch(self, X, target, weights, batch, net, params, grads):
-        """A function running one epoch in ``kernels.epoch_kernel`` (the arithmetic
-        of :meth:`_step`, batch by batch), or None where it does not apply: dropout
-        and sample weights take the module path."""
-        if net["dropout"] or weights.size:
-            return None
-        lins = net["linears"]
-        names = [(f"W{i}", f"b{i}") for i in range(len(lins))]
-        loss_scale, grad_scale = self._loss_scales(lbfgs=False)
-        run = fused_epoch(
-            lins,
-            net["hidden"][0] if net["hidden"] else None,
-            names,
-            net["loss"],
-            self._optimizer,
-            X,
-            target,
-            batch,
-            self.alpha,
-            loss_scale,
-            grad_scale,
-            # the last call's workspace, where it serves (fits never overlap); only
-            # that part is kept between calls, never the data
-            reuse=self.__dict__.get("_fn_fused_state"),
-        )
-        self._fn_fused_state = None if run is None else run.state
-        return run
-
-    def _trigger_stopping(self, msg):
-        """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 until 1e-6."""
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
-            if self.verbose:
-                print(msg + " Stopping.")
-            return True
-        if self._optimizer.lr <= 1e-6:
-            if self.verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        self._optimizer.lr /= 5.0
-        if self.verbose:
-            print(f"{msg} Setting learning rate to {self._optimizer.lr:f}")
-        return False
+        # scikit-learn's work arrays are not used: fastnet's modules own theirs
+        fit_stochastic(self, X, y, sample_weight, incremental)
 
     def _squared_weights(self):
         return sum(kernels.sum_squares(W.reshape(-1)) for W in self.coefs_)
@@ -509,57 +181,8 @@ class _FastnetMLP:
         intercept_grads,
         layer_units,
     ):
-        # scikit-learn's layout of the packed vector (code in the wild reads it)
-        self._coef_indptr, self._intercept_indptr = [], []
-        start = 0
-        for W in self.coefs_:
-            self._coef_indptr.append((start, start + W.size, W.shape))
-            start += W.size
-        for b in self.intercepts_:
-            self._intercept_indptr.append((start, start + b.size))
-            start += b.size
-        self._network()
-        arrays = [*self.coefs_, *self.intercepts_]
-        target, weights = self._targets(y, X.shape[0], X.dtype, sample_weight)
-
-        def loss_grad(packed):
-            return self._packed_loss_grad(packed, X, target, weights)
-
-        packed = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
-        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
-        if iprint > 0:
-            options["disp"] = True
-        opt_res = scipy.optimize.minimize(
-            loss_grad, packed, method="L-BFGS-B", jac=True, options=options
-        )
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
-        self.loss_ = opt_res.fun
-        self._copy_packed(opt_res.x)
-
-    def _copy_packed(self, packed):
-        """Copy a vector in scikit-learn's packed layout (coefs, then intercepts)
-        into the model's own arrays."""
-        lo = 0
-        for a in [*self.coefs_, *self.intercepts_]:
-            np.copyto(a, packed[lo : lo + a.size].reshape(a.shape), casting="same_kind")
-            lo += a.size
-
-    def _packed_loss_grad(self, packed, X, target, weights):
-        """L-BFGS's objective at ``packed``: scikit-learn's loss with its L2 term, and
-        the gradient packed as float64 (prepared ``target`` / ``weights``)."""
-        net = self._network()
-        self._copy_packed(packed)
-        sw_sum = float(weights.sum()) if weights.size else float(X.shape[0])
-        loss = self._loss_and_grads(X, target, weights, lbfgs=True)
-        loss += 0.5 * self.alpha * self._squared_weights() / sw_sum
-        grads = [lin.grads["W"] for lin in net["linears"]]
-        for W, g in zip(self.coefs_, grads, strict=True):
-            kernels.axpy(
-                g.reshape(-1), g.dtype.type(self.alpha / sw_sum), W.reshape(-1)
-            )
-        grads += [lin.grads["b"] for lin in net["linears"]]
-        return loss, np.concatenate([g.reshape(-1) for g in grads]).astype(np.float64)
+        # scikit-learn's work arrays are not used: fastnet's modules own theirs
+        lbfgs.fit_lbfgs(self, X, y, sample_weight)
 
     def _loss_grad_lbfgs(
         self,
@@ -576,12 +199,7 @@ class _FastnetMLP:
         ``packed_coef_inter`` and return ``(loss, packed gradient)`` for ``X`` and
         the 2-D encoded targets ``y``. The work arrays scikit-learn takes after
         ``sample_weight`` are accepted and not used."""
-        self._network()
-        if hasattr(X, "toarray"):
-            X = X.toarray()
-        X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
-        target, weights = self._targets(y, X.shape[0], X.dtype, sample_weight)
-        return self._packed_loss_grad(packed_coef_inter, X, target, weights)
+        return lbfgs.loss_grad(self, packed_coef_inter, X, y, sample_weight)
 
     # -- prediction ---------------------------------------------------------------
     def _forward_pass_fast(self, X, check_input=True):
@@ -611,71 +229,18 @@ class _FastnetMLP:
             return self._compiled_forward(X, self._network())
 
     def _compiled_forward(self, X, net, check=False):
-        """The whole forward pass in one serial kernel call, with the module path's
-        arithmetic: no Python per layer, and no OpenMP threads woken between BLAS
-        calls (they contended with OpenBLAS's threads on 2 cores: 24 ms instead of
-        4 ms for 10,000 rows).
-
-        Thread-safe: every call writes into arrays of its own (allocated here, a
-        fraction of a microsecond for small batches), the weights are only read, and
-        the kernel releases the GIL, so concurrent calls run at once. Returns a new
-        array the caller owns; with ``check``, None where ``X`` holds a NaN or an
-        infinity (the kernel checks it first).
+        """The whole forward pass in one kernel call, with the module path's
+        arithmetic (``fastnet._runtime.mlp.CompiledForward``, made once per
+        network). Thread-safe; returns a new array the caller owns; with
+        ``check``, None where ``X`` holds a NaN or an infinity (the kernel checks
+        it first).
         """
-        compiled = net.get("forward")
-        kind = self.out_activation_
-        if compiled is None:
-            hidden = net["hidden"][0] if net["hidden"] else None
-            name = hidden.kernel_name if hidden is not None else "identity"
-            dtype = net["linears"][0].params["W"].dtype
-            rows = [[lin.params["W"], lin.params["b"]] for lin in net["linears"]]
-            table, keep = layer_table(rows, dtype)
-            dims = network_dims(net["linears"], net["linears"][0].n_in)
-            code, item, one = _native.dtype_args(dtype)
-            output = kind if kind in _native.OUT_KINDS else "identity"
-            compiled = net["forward"] = {
-                "fns": _native.forward_callbacks(name, output, dtype),
-                "alpha": float(hidden.alpha) if hidden is not None else 0.0,
-                "table": table,
-                "keep": [*keep, one],  # the arrays the table points into
-                "table_dtype": dtype,
-                "dims": dims,
-                "hidden": int(dims[1:-1].sum()),
-                "dtype": (code, item, one.ctypes.data),
-                "run": _native.forward_kernel(),
-            }
-            compiled["args"] = (
-                table.ctypes.data,
-                table.shape[0],
-                dims.ctypes.data,
-                compiled["fns"].ctypes.data,
-                compiled["alpha"],
-                *compiled["dtype"],
-            )
-            compiled["keep"] += [dims]
-        n = X.shape[0]
-        if (
-            X.ndim != 2
-            or X.shape[1] != compiled["dims"][0]
-            or X.dtype != compiled["table_dtype"]
-        ):
-            raise ValueError(
-                f"X has {X.shape[1:]} features of {X.dtype}; the network takes "
-                f"{compiled['dims'][0]} of {compiled['table_dtype']}"
-            )
-        X = np.ascontiguousarray(X)  # the kernel reads rows of the given width
-        work = np.empty(n * compiled["hidden"], X.dtype)
-        out = np.empty((n, compiled["dims"][-1]), X.dtype)
-        if n:
-            # ctypes releases the GIL while the kernel runs: calls run at once
-            finite = compiled["run"](
-                address(X), n, address(work), address(out), check, *compiled["args"]
-            )
-            if not finite:
-                return None
-        if kind == "exp":
-            np.exp(out, out=out)  # as the module path's output does
-        return out
+        return net.compiled_forward()(X, check)
+
+    def __setstate__(self, state):
+        # parameters added since an estimator was pickled take their defaults
+        # (fastnet 0.1.0's had no callbacks)
+        super().__setstate__({"callbacks": None, **state})
 
     def __getstate__(self):
         # Compiled kernels and buffers are rebuilt on demand, never pickled. (A copy:
@@ -685,9 +250,6 @@ class _FastnetMLP:
         for key in (
             "_fn_net",
             "_fn_fused_state",
-            "_fn_epoch_hook",
-            "_fn_resume",
-            "_fn_sample_idx",
             "_fn_guard",
         ):
             state.pop(key, None)
@@ -740,6 +302,7 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         max_fun=15000,
         n_threads=None,
         dropout=0.0,
+        callbacks=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -768,11 +331,12 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         )
         self.n_threads = n_threads
         self.dropout = dropout
+        self.callbacks = callbacks
 
     def _validate_input(self, X, y, incremental, reset):
-        fast = self._partial_fit_input(X, y, incremental, reset)
+        fast = inputs.partial_fit_input(self, X, y, incremental, reset)
         if fast is None:
-            fast = self._fit_input(X, y, incremental, reset)
+            fast = inputs.fit_input(self, X, y, incremental, reset)
         if fast is not None:
             return self._in_fitted_dtype(fast[0], incremental), fast[1]
         labels = np.asarray(y) if not hasattr(y, "toarray") else None
@@ -783,80 +347,6 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
                     "y mixes string and number labels; use one type for all classes"
                 )
         return super()._validate_input(X, y, incremental, reset)
-
-    def _partial_fit_input(self, X, y, incremental, reset):
-        """scikit-learn's checks of a later ``partial_fit`` call, in a fraction of
-        their time, for the common case: float arrays of the fitted width and dtype
-        kind, finite, with 1-D labels that are all among ``classes_``. Returns
-        ``(X, y)`` as scikit-learn's ``_validate_input`` would (``y`` its label
-        binarizer's rows, as bool), or None for anything else, which then takes
-        scikit-learn's path and its errors and warnings. (64-32-10 on 1,797 rows: the
-        full checks took 1.1 of partial_fit's 2.1 ms.)"""
-        if not (
-            incremental
-            and not reset
-            and not self.warm_start
-            and hasattr(self, "classes_")
-            and not hasattr(self, "feature_names_in_")
-            and type(X) is np.ndarray
-            and type(y) is np.ndarray
-            and X.ndim == 2
-            and X.dtype in (np.float32, np.float64)
-            and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-            and y.shape == (X.shape[0],)
-            and y.dtype.kind in "iu"
-            and self.classes_.dtype.kind in "iu"
-        ):
-            return None
-        classes = self.classes_  # sorted, distinct (LabelBinarizer's)
-        codes = np.minimum(np.searchsorted(classes, y), classes.shape[0] - 1)
-        X = np.ascontiguousarray(X)
-        if not (np.array_equal(classes[codes], y) and _native.all_finite(X)):
-            return None  # scikit-learn's path says what is wrong
-        return X, _binarized(codes, classes.shape[0])
-
-    def _fit_input(self, X, y, incremental, reset):
-        """scikit-learn's checks of a ``fit`` (not ``partial_fit``, nor a warm
-        start that keeps its classes), in a fraction of their time, for the common
-        case: a finite C-contiguous float array and 1-D integer labels of at least
-        two classes. Sets what scikit-learn's ``_validate_input`` sets
-        (``n_features_in_``, no ``feature_names_in_``, ``_label_binarizer`` fitted on
-        the classes, ``classes_``) and returns ``(X, y)`` as it would; None for
-        anything else, which takes scikit-learn's path with its errors and warnings.
-        (breast cancer: 1.3 ms of a fit's 2.7 ms outside its epochs.)"""
-        if not (
-            not incremental
-            and reset
-            and not (self.warm_start and hasattr(self, "classes_"))
-            and type(X) is np.ndarray
-            and type(y) is np.ndarray
-            and X.ndim == 2
-            and X.dtype in (np.float32, np.float64)
-            and X.flags.c_contiguous
-            and X.shape[0] > 0
-            and X.shape[1] > 0
-            and y.shape == (X.shape[0],)
-            and y.dtype.kind in "iu"
-            and y.dtype.isnative  # scikit-learn's classes_ come out native
-        ):
-            return None
-        classes, codes = np.unique(y, return_inverse=True)
-        if classes.shape[0] < 2 or not _native.all_finite(X):
-            return None  # scikit-learn's path says what is wrong
-        # the state LabelBinarizer.fit(y) gives (a test compares them attribute by
-        # attribute, in every scikit-learn version CI runs): its type_of_target and
-        # unique_labels alone took 0.6 ms
-        binarizer = LabelBinarizer()
-        binarizer.y_type_ = "binary" if classes.shape[0] == 2 else "multiclass"
-        binarizer.sparse_input_ = False
-        binarizer.classes_ = classes
-        self._label_binarizer = binarizer
-        self.classes_ = binarizer.classes_
-        self.n_features_in_ = X.shape[1]
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_  # X has no column names
-        return X, _binarized(codes.reshape(-1), classes.shape[0])
 
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the
@@ -913,6 +403,7 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
         max_fun=15000,
         n_threads=None,
         dropout=0.0,
+        callbacks=None,
     ):
         super().__init__(
             loss=loss,
@@ -942,6 +433,7 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
         )
         self.n_threads = n_threads
         self.dropout = dropout
+        self.callbacks = callbacks
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = super()._validate_input(X, y, incremental, reset)
@@ -950,68 +442,3 @@ class MLPRegressor(_FastnetMLP, _SkRegressor):
                 "loss='poisson' needs non-negative targets; y has negative values"
             )
         return X, y
-
-
-def _binarized(codes, n_classes):
-    """``LabelBinarizer.transform``'s rows, as bool, for the class indices
-    ``codes``: one column, the positive class, for two classes; else one-hot."""
-    if n_classes == 2:
-        return codes.astype(bool).reshape(-1, 1)
-    onehot = np.zeros((codes.shape[0], n_classes), bool)
-    onehot[np.arange(codes.shape[0]), codes] = True
-    return onehot
-
-
-def _shuffled(idx, random_state):
-    """``sklearn.utils.shuffle(idx, random_state=random_state)``: the same draws
-    and the same result, without its validation of arguments (on digits' 1,347
-    rows 16 us a call instead of 107 us; a whole digits epoch takes 2.1 ms).
-
-    scikit-learn shuffles ``arange(n)`` and indexes ``idx`` with it; the same swaps
-    made on a copy of ``idx`` give that result without the index pass."""
-    order = idx.copy()
-    random_state.shuffle(order)
-    return order
-
-
-class _LastFinite:
-    """The weights after the last epoch that left them all finite, in two flat
-    buffers used in turn (of the arrays' common dtype, so a copy back is exact).
-
-    :meth:`keep` copies the weights into the spare buffer and checks that buffer in
-    one pass: on wine's 13-100-3 network 5.9 us an epoch, against 11.5 us for a copy
-    and a check per array (an epoch takes 150-200 us)."""
-
-    def __init__(self, arrays):
-        dtype = np.result_type(*arrays)
-        sizes = [a.size for a in arrays]
-        offsets = list(itertools.accumulate(sizes, initial=0))
-        self._flat = [np.empty(offsets[-1], dtype) for _ in range(2)]
-        self._views = [
-            [
-                f[o : o + a.size].reshape(a.shape)
-                for o, a in zip(offsets[:-1], arrays, strict=True)
-            ]
-            for f in self._flat
-        ]
-        self._copy(0, arrays)
-        self._good = 0
-
-    def _copy(self, into, arrays):
-        for dst, src in zip(self._views[into], arrays, strict=True):
-            np.copyto(dst, src)
-
-    def keep(self, arrays):
-        """Keep ``arrays`` and return True where all are finite; else False,
-        keeping the last finite ones."""
-        spare = 1 - self._good
-        self._copy(spare, arrays)
-        if not np.isfinite(self._flat[spare]).all():
-            return False
-        self._good = spare
-        return True
-
-    def restore(self, arrays):
-        """Copy the kept weights back into ``arrays``."""
-        for dst, src in zip(arrays, self._views[self._good], strict=True):
-            np.copyto(dst, src)

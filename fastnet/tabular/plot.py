@@ -23,16 +23,17 @@ def require_matplotlib(path):
 
 
 def plot_history(history, metric, path, title):
-    """Training loss and held-out score over the same epochs; a log loss axis
-    when the loss spans more than a decade."""
+    """``history``'s training loss and held-out score (a
+    :class:`~fastnet.tabular.commands.progress.History`) over the same epochs; a log
+    loss axis when the loss spans more than a decade."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    loss = history["loss"]
-    epochs = np.arange(history["first"], history["first"] + len(loss))
+    loss = history.loss
+    epochs = np.arange(history.first, history.first + len(loss))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     lines = ax.plot(epochs, loss, color="C0", label="training loss")
     if min(loss) > 0 and max(loss) / min(loss) > 10:
@@ -40,7 +41,7 @@ def plot_history(history, metric, path, title):
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("training loss")
-    held = history["held_out"]
+    held = history.held_out
     if held:
         ax2 = ax.twinx()
         lines += ax2.plot(epochs, held, color="C1", label=f"held-out {metric}")

@@ -1,85 +1,81 @@
-"""``Trainer``: minibatch training of any module with a loss and an optimizer."""
+"""``Trainer``: minibatch training of any module with a loss and an optimizer.
+
+The Trainer owns the data checks and the epochs (through the shared loop core,
+:mod:`fastnet.training.loop`); everything after an epoch is a callback
+(:mod:`fastnet.callbacks`).
+"""
 
 import math
-import numbers
 import os
-import sys
-import time
 import warnings
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sklearn.metrics import accuracy_score, r2_score
-from tqdm.auto import tqdm
 
 from .._runtime import native as _native
-from .._runtime.atomic import load_npz, save_npz
 from .._runtime.checks import as_float_array, check_positive_int, make_generator
-from .._runtime.mlp import fused_epoch
 from .._runtime.threads import thread_limit
 from ..nn import Activation, Dropout, Linear, Softmax
 from ..nn import losses as L
 from ..nn.sequential import Sequential
 from ..optim import Optimizer
+from . import loop
+from .callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    EpochFunction,
+    FitState,
+    History,
+    ProgressBar,
+    Schedule,
+    Scoring,
+    call,
+    call_epoch_end,
+    check_tol,
+    check_trainer_callbacks,
+    is_callback,
+    wants_batches,
+)
 
-CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class History:
-    """Per-epoch records of a ``Trainer.fit``."""
-
-    loss: list = field(default_factory=list)  # mean training loss of each epoch
-    val_loss: list = field(default_factory=list)
-    val_score: list = field(default_factory=list)  # accuracy or R² on validation data
-    epoch_time: list = field(default_factory=list)  # seconds
-    best_epoch: int | None = None  # epoch (0-based) of the best monitored loss
-    stop_reason: str | None = None  # None: all epochs ran
-
-
-def _score(loss, pred, target, weights):
-    """Accuracy for classification losses, R² for regression ones."""
-    w = weights if weights.size else None
-    if isinstance(loss, L.SoftmaxCrossEntropy):
-        labels = target if target.ndim == 1 else target.argmax(axis=1)
-        return accuracy_score(labels, pred.argmax(axis=1), sample_weight=w)
-    if isinstance(loss, L.SigmoidBinaryCrossEntropy):
-        return accuracy_score(
-            target > 0.5, pred.reshape(target.shape) > 0, sample_weight=w
-        )
-    if isinstance(loss, L.PoissonLoss):
-        pred = np.exp(pred)
-    return r2_score(target, pred.reshape(target.shape), sample_weight=w)
-
-
-def _walk(module):
-    """The module and every module inside it, depth first."""
-    yield module
-    for child in getattr(module, "children", lambda: [])():
-        yield from _walk(child)
+# History is defined in .callbacks; pickles made before name it here
+__all__ = ["History", "Trainer"]
 
 
 class Trainer:
     """Train ``model`` to minimise ``loss`` with ``optimizer`` over minibatches.
 
-    Each epoch shuffles the rows with a generator seeded by ``random_state``, runs
+    Each epoch shuffles the rows with a generator seeded by ``random_state`` and runs
     forward, loss, backward and one fused update per batch (the last batch may be
-    smaller), then validates, advances the learning-rate schedule, runs callbacks
-    and writes the checkpoint. Buffers are allocated once per batch size: a training
-    step allocates no arrays.
+    smaller); then the callbacks run. Buffers are allocated once per batch size: a
+    training step allocates no arrays. A ``Sequential`` of ``Linear`` layers with
+    one kind of activation between them, without sample weights, runs each epoch as
+    one compiled call where it can, bit-identical to the module path; **a callback
+    with a batch hook** (``on_batch_end``, as :class:`~fastnet.callbacks.ProgressBar`
+    has) sees every batch, so it **makes the fit take the module path**.
 
-    - ``validation_data=(X, y)``: ``History.val_loss`` / ``val_score`` each epoch;
-      early stopping then monitors the validation loss, else the training loss.
-    - ``early_stopping``: stop after ``patience`` epochs without an improvement of
-      ``tol``, and restore the best weights.
+    - ``callbacks``: :class:`~fastnet.callbacks.Callback` objects, run in order
+      after the Trainer's own (the :class:`History`'s record, the learning-rate
+      schedule, the callbacks made from the arguments below) and before the
+      checkpoint. A hook returning True from ``on_epoch_end`` stops training after
+      that epoch, and ``History.stop_reason`` names it. Plain callables
+      ``cb(trainer, epoch, history)`` (``epoch`` from 0) work too: True stops.
+    - ``validation_data=(X, y)`` or ``(X, y, sample_weight)``:
+      ``History.val_loss`` / ``val_score`` each epoch; the schedule and the early
+      stopping then monitor the validation loss, else the training loss.
+    - ``early_stopping``: an ``EarlyStopping(patience, tol)``: stop after
+      ``patience`` epochs without an improvement of ``tol``, then restore the best
+      weights. Without it (and without one in ``callbacks``) one that never stops
+      still records ``History.best_epoch``.
+    - ``verbose``: a ``ProgressBar()``.
+    - ``checkpoint``: a ``Checkpoint(path)``, run last: the file written atomically
+      after every epoch; ``fit(..., resume=True)`` continues from it and ends with
+      the same weights as an uninterrupted run.
     - A non-finite loss stops training with a ``RuntimeWarning`` and puts back the
       weights of the last completed epoch: finite, nothing lost.
-    - ``callbacks``: callables ``cb(trainer, epoch, history)``; returning True stops.
     - ``n_threads``: Numba and BLAS threads for the fit, restored afterwards; None
       is all cores, or one thread in a Dask worker's task.
-    - ``checkpoint``: a path written atomically after every epoch (weights, optimizer
-      state, RNG states, history); ``fit(..., resume=True)`` continues from it and
-      ends with the same weights as an uninterrupted run.
+
+    A keyword argument and its callback in ``callbacks`` (``early_stopping=True``
+    and an ``EarlyStopping``, ...) are one too many: a ``ValueError``.
     """
 
     def __init__(
@@ -100,16 +96,7 @@ class Trainer:
         checkpoint=None,
         shuffle=True,
     ):
-        for attr in ("forward", "backward", "params", "grads"):
-            if not hasattr(model, attr):
-                raise TypeError(f"model must be a fastnet module (no {attr!r})")
-        if not isinstance(loss, L.Loss):
-            raise TypeError(f"loss must be a fastnet loss, got {type(loss).__name__}")
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(
-                "optimizer must be a fastnet.optim optimizer, got "
-                f"{type(optimizer).__name__}"
-            )
+        _check_parts(model, loss, optimizer)
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -119,19 +106,19 @@ class Trainer:
         self.validation_data = validation_data
         self.early_stopping = bool(early_stopping)
         self.patience = check_positive_int(patience, "patience")
-        if not isinstance(tol, numbers.Real) or not tol >= 0:
-            raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-        self.tol = float(tol)
-        self.callbacks = tuple(callbacks)
-        for cb in self.callbacks:
-            if not callable(cb):
-                raise TypeError(f"callbacks must be callables, got {cb!r}")
+        self.tol = check_tol(tol)
         self.verbose = bool(verbose)
         if n_threads is not None:
             check_positive_int(n_threads, "n_threads")
         self.n_threads = n_threads
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.shuffle = bool(shuffle)
+        made = {
+            EarlyStopping: "early_stopping=True" if self.early_stopping else None,
+            ProgressBar: "verbose=True" if self.verbose else None,
+            Checkpoint: None if checkpoint is None else "checkpoint=",
+        }
+        self.callbacks = check_trainer_callbacks(callbacks, made)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -149,7 +136,7 @@ class Trainer:
         if X.ndim == 0 or X.shape[0] == 0:
             raise ValueError(f"{name} needs at least one sample, got shape {X.shape}")
         if X.flags.c_contiguous and X.dtype in (np.float32, np.float64):
-            finite = _native.all_finite(X)  # vectorised: 1797x64 float32 in 9 us
+            finite = _native.all_finite(X)  # one vectorised pass, no bool array
         else:
             finite = np.isfinite(X).all()
         if not finite:
@@ -177,8 +164,8 @@ class Trainer:
         """The model's output width for the 2-D ``X`` where the model is a
         ``Sequential`` of ``Linear`` layers of ``X``'s dtype, whose widths chain from
         ``X``'s, and activations (elementwise); else None, and the model runs on
-        ``X``'s first row to tell (and to raise its own error): 32 us a ``fit`` for
-        64-32-10.
+        ``X``'s first row to tell (and to raise its own error), which costs a
+        small network's fit a noticeable share of its time.
 
         Widths that do not chain raise a ``ValueError`` naming the modules, not the
         model's error about its one-row input, wherever only width-keeping modules
@@ -211,108 +198,117 @@ class Trainer:
             return width
         return None
 
+    def _validation(self):
+        """``validation_data`` checked and prepared as ``(X, target, weights)``."""
+        if self.validation_data is None:
+            return None
+        vd = tuple(self.validation_data)
+        if len(vd) not in (2, 3):
+            raise ValueError("validation_data must be (X, y) or (X, y, sample_weight)")
+        return self._prepare(*vd[:2], vd[2] if len(vd) == 3 else None, "validation X")
+
     # -- training --------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None, resume=False):
-        """Train on ``X``, ``y`` and optional ``sample_weight``; return the History."""
-        if resume and self.checkpoint is None:
-            raise ValueError("resume=True needs Trainer(checkpoint=path)")
+        """Train on ``X``, ``y`` and optional ``sample_weight``; return the History.
+
+        ``resume=True`` first loads the checkpoint (``checkpoint=``, or a
+        ``Checkpoint`` in ``callbacks``) where its file exists."""
+        if resume and not any(isinstance(cb, Checkpoint) for cb in self._callbacks()):
+            raise ValueError(
+                "resume=True needs Trainer(checkpoint=path) or a Checkpoint callback"
+            )
         with thread_limit(self.n_threads):
             return self._fit(X, y, sample_weight, resume)
 
+    def _callbacks(self):
+        """The fit's callbacks in the order they run: the History's record and the
+        schedule; an EarlyStopping (one that only tracks the best epoch where
+        neither ``early_stopping`` nor ``callbacks`` gives one) and the progress bar;
+        the user's callbacks; the checkpoint, last, saving what the others did."""
+        user = [cb if is_callback(cb) else EpochFunction(cb) for cb in self.callbacks]
+        own = [Scoring(), Schedule()]
+        if not any(isinstance(cb, EarlyStopping) for cb in user):
+            patience = self.patience if self.early_stopping else None
+            own.append(EarlyStopping(patience, self.tol, "auto", self.early_stopping))
+        if self.verbose:
+            own.append(ProgressBar())
+        last = [] if self.checkpoint is None else [Checkpoint(self.checkpoint)]
+        return (*own, *user, *last)
+
     def _fit(self, X, y, sample_weight, resume):
         X, t, w = self._prepare(X, y, sample_weight, "X")
-        val = None
-        if self.validation_data is not None:
-            vd = tuple(self.validation_data)
-            if len(vd) not in (2, 3):
-                raise ValueError(
-                    "validation_data must be (X, y) or (X, y, sample_weight)"
-                )
-            val = self._prepare(
-                *vd[:2], vd[2] if len(vd) == 3 else None, "validation X"
-            )
-        params, grads = self.model.params, self.model.grads
-        self._rng = make_generator(self.random_state)
+        callbacks = self._callbacks()
         self.history = History()
-        self._best = math.inf
-        self._bad_epochs = 0
-        # the best weights are kept where they are restored at the end, or saved
-        self._best_params = (
-            {k: np.empty_like(v) for k, v in params.items()}
-            if self.early_stopping or self.checkpoint is not None
-            else None
-        )
-        self._good_params = {k: np.empty_like(v) for k, v in params.items()}
-        self._samples_seen = 0
-        start = 0
-        if resume and os.path.exists(self.checkpoint):
-            start = self._load_checkpoint(params) + 1
+        extra = {
+            "history": self.history,
+            "validation": self._validation(),
+            "rng": make_generator(self.random_state),
+            "resume": resume,
+            "early_stopping": next(
+                cb for cb in callbacks if isinstance(cb, EarlyStopping)
+            ),
+        }
+        state = FitState(sample_order=np.arange(X.shape[0]), extra=extra)
+        call(callbacks, "on_fit_begin", self, state)  # may load the checkpoint
+        try:
+            self._epochs(X, t, w, callbacks, state)
+        finally:
+            if state.stop_reason is not None:
+                self.history.stop_reason = state.stop_reason
+            call(callbacks, "on_fit_end", self, state)
+        return self.history
+
+    def _epochs(self, X, t, w, callbacks, state):
+        """The epochs from ``state.epoch`` (0, or after the checkpoint's) to the last
+        or to a stop; a non-finite loss or weights put back the last finite ones."""
         n = X.shape[0]
-        fused = self._fused_epoch(X, t, w)
-        batches = self._batch_buffers(X, t, w) if fused is None else None
-        for epoch in range(start, self.epochs):
-            began = time.perf_counter()
-            for k, v in params.items():
-                np.copyto(self._good_params[k], v)
-            order = self._rng.permutation(n) if self.shuffle else np.arange(n)
-            if fused is not None:
-                total = fused(order)
-            else:
-                total = self._epoch(epoch, order, X, t, w, batches, params, grads)
-            if total is None:
-                for k, v in params.items():
-                    np.copyto(v, self._good_params[k])
-                self.history.stop_reason = "non-finite loss"
+        rng = state.extra["rng"]
+        weights = list(self.model.params.values())
+        finite = loop.LastFinite(weights) if weights else None
+        run = self._epoch_runner(X, t, w, callbacks, state)
+        for epoch in range(state.epoch, self.epochs):
+            state.epoch = epoch
+            state.sample_order = rng.permutation(n) if self.shuffle else np.arange(n)
+            call(callbacks, "on_epoch_begin", self, state)
+            loss = run(state.sample_order)
+            if loss is None or (finite is not None and not finite.keep(weights)):
+                if finite is not None:
+                    finite.restore(weights)
+                state.stop_reason = "non-finite loss"
                 warnings.warn(
                     f"the training loss became NaN or infinite in epoch {epoch}; "
                     "training stopped and the weights of the last completed epoch "
                     "were restored (try a smaller learning rate)",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=4,  # the caller of fit
                 )
-                break
-            self._samples_seen += n
-            seconds = time.perf_counter() - began
-            stop = self._end_epoch(epoch, total, val, params, seconds, n)
-            if self.checkpoint is not None:
-                self._save_checkpoint(epoch, params)
-            if stop:
-                break
-        if self.early_stopping and self.history.best_epoch is not None:
-            for k, v in params.items():
-                np.copyto(v, self._best_params[k])
-        return self.history
+                return
+            state.epoch, state.loss = epoch + 1, loss
+            state.samples_seen += n
+            if call_epoch_end(callbacks, self, state):
+                return
+
+    def _epoch_runner(self, X, t, w, callbacks, state):
+        """``run(order)``: one epoch over the rows ``order``, giving the mean loss,
+        or None where a loss was not finite. The compiled epoch where it applies
+        and no callback has a batch hook; else the modules, batch by batch."""
+        hooks = callbacks if wants_batches(callbacks) else ()
+        run = None if hooks else self._fused_epoch(X, t, w)
+        return run if run is not None else self._module_epoch(X, t, w, hooks, state)
 
     def _fused_epoch(self, X, t, w):
-        """The epoch as one compiled call (same arithmetic as :meth:`_epoch`) for a
-        ``Sequential`` of ``Linear`` layers with one kind of activation between
-        them; None for anything else, which takes the module path."""
-        mods = getattr(self.model, "modules", None)
-        if not isinstance(self.model, Sequential) or w.size or self.verbose:
+        """The epoch as one compiled call (``loop.compiled_epoch``: the same
+        arithmetic as :meth:`_module_epoch`) for a ``Sequential`` chain it runs;
+        None for anything else."""
+        if not isinstance(self.model, Sequential):
             return None
-        linears, hidden = mods[0::2], mods[1::2]
-        if (
-            not all(type(m) is Linear for m in linears)
-            or len(linears) != len(hidden) + 1
-        ):
-            return None
-        if hidden and not all(
-            isinstance(h, Activation)
-            and (h.kernel_name, h.alpha) == (hidden[0].kernel_name, hidden[0].alpha)
-            for h in hidden
-        ):
-            return None
-        if len({lin.dtype for lin in linears} | {X.dtype}) != 1:
-            return None
-        names = [(f"{2 * i}.W", f"{2 * i}.b") for i in range(len(linears))]
-        run = fused_epoch(
-            linears,
-            hidden[0] if hidden else None,
-            names,
+        run = loop.compiled_epoch(
+            self.model.modules,
             self.loss,
             self.optimizer,
             X,
             t,
+            w,
             min(self.batch_size, X.shape[0]),
             # the previous fit's workspace serves again where the network, its
             # arrays and the optimizer's are the same (fit is not reentrant); only
@@ -329,151 +325,41 @@ class Trainer:
 
         return epoch
 
-    def _batch_buffers(self, X, t, w):
-        """Row buffers for full batches and for the last, partial one."""
-        sizes = {min(self.batch_size, X.shape[0]), X.shape[0] % self.batch_size}
-        return {
-            size: (
-                np.empty((size, *X.shape[1:]), X.dtype),
-                np.empty((size, *t.shape[1:]), t.dtype),
-                np.empty(size if w.size else 0, w.dtype),
-            )
-            for size in sizes - {0}
-        }
+    def _module_epoch(self, X, t, w, hooks, state):
+        """The epoch through the modules, batch by batch, calling ``hooks``'
+        ``on_batch_end`` after each batch's update."""
+        batches = loop.Batches(X, t, w)
+        params, grads = self.model.params, self.model.grads
+        n, size = X.shape[0], self.batch_size
 
-    def _epoch(self, epoch, order, X, t, w, batches, params, grads):
-        """One pass over the data; the row-weighted mean loss, or None if not finite."""
-        n = X.shape[0]
-        total = 0.0
-        bar = tqdm(
-            total=n,
-            desc=f"epoch {epoch + 1}/{self.epochs}",
-            unit="sample",
-            disable=not self.verbose,
-            leave=False,
-        )
-        with bar:
-            for lo in range(0, n, self.batch_size):
-                idx = order[lo : lo + self.batch_size]
-                xb, tb, wb = batches[idx.shape[0]]
-                # mode="clip": with the default "raise", take() buffers its output
-                # in a temporary array; these indices are a permutation, in range.
-                np.take(X, idx, axis=0, out=xb, mode="clip")
-                np.take(t, idx, axis=0, out=tb, mode="clip")
-                if w.size:
-                    np.take(w, idx, out=wb, mode="clip")
+        def epoch(order):
+            total = 0.0
+            for k, lo in enumerate(range(0, n, size)):
+                xb, tb, wb = batches.gather(order[lo : lo + size])
                 out = self.model.forward(xb, train=True)
                 value = self.loss.forward_prepared(out, tb, wb)
                 if not math.isfinite(value):
                     return None
                 self.model.backward(self.loss.backward())
                 self.optimizer.step(params, grads)
-                total += value * idx.shape[0]
-                bar.update(idx.shape[0])
-                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-        return total / n
+                rows = xb.shape[0]
+                total += value * rows
+                if hooks:
+                    state.batch, state.batch_rows, state.batch_loss = k, rows, value
+                    call(hooks, "on_batch_end", self, state)
+            return total / n
 
-    def _end_epoch(self, epoch, loss, val, params, seconds, n):
-        h = self.history
-        h.loss.append(loss)
-        h.epoch_time.append(seconds)
-        monitored = loss
-        if val is not None:
-            Xv, tv, wv = val
-            out = self.model.forward(Xv, train=False)
-            monitored = self.loss.forward_prepared(out, tv, wv)
-            h.val_loss.append(monitored)
-            h.val_score.append(float(_score(self.loss, out, tv, wv)))
-        self.optimizer.epoch_end(epoch, self._samples_seen, monitored)
-        if monitored < self._best - self.tol:
-            self._best = monitored
-            self._bad_epochs = 0
-            h.best_epoch = epoch
-            if self._best_params is not None:
-                for k, v in params.items():
-                    np.copyto(self._best_params[k], v)
-        else:
-            self._bad_epochs += 1
-        if self.verbose:
-            extra = f", val_loss {monitored:.4g}" if val is not None else ""
-            tqdm.write(
-                f"epoch {epoch + 1}/{self.epochs}: loss {loss:.4g}{extra}, "
-                f"{n / max(seconds, 1e-9):.0f} samples/s",
-                file=sys.stderr,
-            )
-        if self.early_stopping and self._bad_epochs >= self.patience:
-            h.stop_reason = f"no improvement of {self.tol} in {self.patience} epochs"
-            return True
-        for cb in self.callbacks:
-            if cb(self, epoch, h) is True:
-                h.stop_reason = f"callback {getattr(cb, '__name__', cb)!r}"
-                return True
-        return False
+        return epoch
 
-    # -- checkpoints -----------------------------------------------------------------
-    def _module_rngs(self):
-        return [
-            m.rng
-            for m in _walk(self.model)
-            if isinstance(getattr(m, "rng", None), np.random.Generator)
-        ]
 
-    def _save_checkpoint(self, epoch, params):
-        arrays = {f"param/{k}": v for k, v in params.items()}
-        arrays.update({f"best/{k}": v for k, v in self._best_params.items()})
-        opt = self.optimizer.state_dict()
-        for name, slots in opt.pop("slots").items():
-            arrays.update({f"opt/{name}/{s}": a for s, a in slots.items()})
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "kind": "fastnet-checkpoint",
-            "epoch": epoch,
-            "samples_seen": self._samples_seen,
-            "best": self._best,
-            "bad_epochs": self._bad_epochs,
-            "rng": self._rng.bit_generator.state,
-            "module_rngs": [g.bit_generator.state for g in self._module_rngs()],
-            "optimizer": opt,
-            "history": asdict(self.history),
-        }
-        save_npz(self.checkpoint, arrays, meta)
-
-    def _load_checkpoint(self, params):
-        arrays, meta = load_npz(self.checkpoint, "checkpoint")
-        if meta.get("kind") != "fastnet-checkpoint":
-            raise ValueError(
-                f"{self.checkpoint!r} is not a fastnet training checkpoint"
-            )
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(
-                f"checkpoint {self.checkpoint!r} has format {meta.get('format')}; this "
-                f"fastnet reads format {CHECKPOINT_FORMAT}"
-            )
-        for prefix, target in (("param/", params), ("best/", self._best_params)):
-            for k, v in target.items():
-                saved = arrays.get(prefix + k)
-                if saved is None or saved.shape != v.shape:
-                    raise ValueError(
-                        f"checkpoint {self.checkpoint!r} does not match this model "
-                        f"(parameter {k!r})"
-                    )
-                np.copyto(v, saved)
-        slots = {}
-        for key, a in arrays.items():
-            if key.startswith("opt/"):
-                name, slot = key[4:].rsplit("/", 1)
-                slots.setdefault(name, {})[slot] = a
-        self.optimizer.load_state_dict({**meta["optimizer"], "slots": slots})
-        self._rng.bit_generator.state = meta["rng"]
-        rngs = self._module_rngs()
-        if len(rngs) != len(meta["module_rngs"]):
-            raise ValueError(
-                f"checkpoint {self.checkpoint!r} does not match this model"
-            )
-        for g, state in zip(rngs, meta["module_rngs"], strict=True):
-            g.bit_generator.state = state
-        self._samples_seen = int(meta["samples_seen"])
-        self._best = float(meta["best"])
-        self._bad_epochs = int(meta["bad_epochs"])
-        self.history = History(**meta["history"])
-        return int(meta["epoch"])
+def _check_parts(model, loss, optimizer):
+    for attr in ("forward", "backward", "params", "grads"):
+        if not hasattr(model, attr):
+            raise TypeError(f"model must be a fastnet module (no {attr!r})")
+    if not isinstance(loss, L.Loss):
+        raise TypeError(f"loss must be a fastnet loss, got {type(loss).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            "optimizer must be a fastnet.optim optimizer, got "
+            f"{type(optimizer).__name__}"
+        )

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastnet._runtime.native import dtype_args
+from fastnet.kernels.abi import dtype_args
 from fastnet.kernels.blas import GEMV_ROWS, gemm, gemm_at
 
 from ..conftest import assert_close

@@ -11,6 +11,7 @@ from numba import njit
 
 import fastnet as fn
 from fastnet import kernels
+from fastnet._runtime.c_kernels import callbacks
 from fastnet._runtime.mlp import layer_table, network_dims
 from fastnet.kernels.ffi import call_f64, call_void, view
 
@@ -33,8 +34,8 @@ for hidden in [(4,), (6, 5), (3, 4, 5)]:
 reg = fn.MLPRegressor(hidden_layer_sizes=(4,), activation="logistic", max_iter=2)
 reg.fit(X, y * 1.0).predict(X)
 fn.MLPClassifier((4,), max_iter=2).fit(X.astype(np.float32), y).predict(X)
-from fastnet._runtime import native as _native
-print(*sorted(k for k in _native._ADDRESSES if "epoch" in k or "forward" in k))
+from fastnet._runtime import addresses
+print(*sorted(k for k in addresses._ADDRESSES if "epoch" in k or "forward" in k))
 """
 
 
@@ -50,7 +51,7 @@ def test_one_epoch_and_forward_compilation_for_every_setting():
 
 
 def test_c_kernels_are_called_with_the_arrays_and_scalars():
-    fns = kernels.mlp_callbacks("leaky_relu", "squared_error", "sgd", np.float32)
+    fns = callbacks("leaky_relu", "squared_error", "sgd", np.float32)
     z = np.array([[-2.0, 0.0, 3.0]], np.float32)
     b = np.array([0.0, -1.0, 1.0], np.float32)
     out = np.empty_like(z)
@@ -93,7 +94,7 @@ def test_c_kernels_are_called_with_the_arrays_and_scalars():
 
 def test_the_kernels_refuse_other_dtypes():
     with pytest.raises(TypeError, match="float32 or float64"):
-        kernels.mlp_callbacks("relu", "squared_error", "sgd", np.float16)
+        callbacks("relu", "squared_error", "sgd", np.float16)
     with pytest.raises(TypeError, match="float32 or float64"):
         kernels.mlp_dtype_args(np.int64)
 

@@ -29,6 +29,16 @@ ROUNDS = 25
 METHODS = ("predict", "predict_proba", "predict_log_proba", "score")
 
 
+class _EpochHook(fn.callbacks.Callback):
+    """Calls ``hook(estimator)`` after every epoch of a fit."""
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def on_epoch_end(self, owner, state):
+        self.hook(owner)
+
+
 def _in_threads(work, n=THREADS):
     """Run ``work(i)`` in ``n`` threads started at one barrier; re-raise errors."""
     barrier = threading.Barrier(n)
@@ -162,7 +172,7 @@ def test_predicting_while_another_thread_fits_is_a_clear_error(digits):
         inside.set()
         release.wait(timeout=60)
 
-    est._fn_epoch_hook = hook
+    est.set_params(callbacks=[_EpochHook(hook)])
     fitter = threading.Thread(target=est.fit, args=(X, y))
     fitter.start()
     try:
@@ -174,9 +184,9 @@ def test_predicting_while_another_thread_fits_is_a_clear_error(digits):
         with pytest.raises(RuntimeError, match="being fitted in another thread"):
             est.partial_fit(X, y)
     finally:
-        est._fn_epoch_hook = None
         release.set()
         fitter.join()
+        est.set_params(callbacks=None)
     # once fit has returned, predictions work again and see the finished weights
     again = fn.MLPClassifier((16,), max_iter=3, random_state=0).fit(X, y)
     np.testing.assert_array_equal(est.predict_proba(X), again.predict_proba(X))
@@ -260,7 +270,7 @@ def test_predicting_during_a_first_fit_is_the_clear_error(digits, method):
         inside.set()
         release.wait(timeout=60)
 
-    est._fn_epoch_hook = hook
+    est.set_params(callbacks=[_EpochHook(hook)])
     fitter = threading.Thread(target=est.fit, args=(X, y))
     fitter.start()
     try:
@@ -269,7 +279,7 @@ def test_predicting_during_a_first_fit_is_the_clear_error(digits, method):
         with pytest.raises(RuntimeError, match="being fitted in another thread"):
             getattr(est, method)(*args)
     finally:
-        est._fn_epoch_hook = None
         release.set()
         fitter.join()
+        est.set_params(callbacks=None)
     assert est.predict(X[:5]).shape == (5,)

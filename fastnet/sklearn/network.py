@@ -1,0 +1,135 @@
+"""The network behind an estimator: fastnet's modules over its ``coefs_`` and
+``intercepts_``, and its output's loss."""
+
+import numpy as np
+
+from .. import kernels
+from ..nn.activations import ESTIMATOR_ACTIVATIONS
+from ..nn.dropout import Dropout
+from ..nn.linear import Linear
+from ..nn.losses import (
+    MSELoss,
+    PoissonLoss,
+    SigmoidBinaryCrossEntropy,
+    SoftmaxCrossEntropy,
+)
+from ..training.loop import parameter_names
+
+#: ``out_activation_`` -> the fused training loss of that output layer
+OUTPUT_LOSSES = {
+    "softmax": SoftmaxCrossEntropy,
+    "logistic": SigmoidBinaryCrossEntropy,
+    "identity": MSELoss,
+    "exp": PoissonLoss,
+}
+
+
+class MLPNetwork:
+    """``Linear`` layers sharing an estimator's arrays, the hidden activations
+    (from the registry, ``fastnet.nn.activations.ESTIMATOR_ACTIVATIONS``), dropout
+    after each hidden layer while training, and the output's fused loss.
+
+    ``settings``: ``(activation, dropout, out_activation_)``; ``dropout_seed``
+    seeds the dropout masks (only drawn with dropout, so that other fits consume
+    the estimator's random state exactly as scikit-learn does).
+    """
+
+    def __init__(self, coefs, intercepts, settings, dropout_seed=None):
+        activation, dropout, out_activation = settings
+        self.settings = settings
+        self.linears = [Linear.from_params(*_own(W, b)) for W, b in
+                        zip(coefs, intercepts, strict=True)]  # fmt: skip
+        act = ESTIMATOR_ACTIVATIONS[activation]
+        self.hidden = [act() for _ in self.linears[:-1]]
+        self.dropout = []
+        if dropout > 0:
+            rng = np.random.default_rng(dropout_seed)
+            self.dropout = [Dropout(dropout, random_state=rng) for _ in self.hidden]
+        #: the chain without dropout (what ``fastnet.training.loop`` compiles)
+        pairs = zip(self.linears[:-1], self.hidden, strict=True)
+        self.modules = [m for pair in pairs for m in pair]
+        self.modules.append(self.linears[-1])
+        self.loss = OUTPUT_LOSSES[out_activation]()
+        self.out_activation = out_activation
+        self._forward = None
+
+    @property
+    def arrays(self):
+        """The weights, then the biases (what the estimator's ``coefs_`` and
+        ``intercepts_`` hold)."""
+        return [lin.params["W"] for lin in self.linears] + [
+            lin.params["b"] for lin in self.linears
+        ]
+
+    def serves(self, arrays, settings):
+        """Whether this network is over exactly ``arrays`` (the same objects) with
+        ``settings``."""
+        mine = self.arrays
+        return (
+            settings == self.settings
+            and len(arrays) == len(mine)
+            and all(a is b for a, b in zip(arrays, mine, strict=True))
+        )
+
+    def parameters(self):
+        """``(params, grads)`` under the names the optimizer keeps its state by
+        (``fastnet.training.loop.parameter_names``)."""
+        params, grads = {}, {}
+        names = parameter_names(len(self.linears))
+        for lin, (w_name, b_name) in zip(self.linears, names, strict=True):
+            params[w_name], params[b_name] = lin.params["W"], lin.params["b"]
+            grads[w_name], grads[b_name] = lin.grads["W"], lin.grads["b"]
+        return params, grads
+
+    def logits(self, X, train):
+        """The last layer's pre-activation for ``X`` (C-contiguous, its dtype)."""
+        h = X
+        last = len(self.linears) - 1
+        for i, lin in enumerate(self.linears):
+            h = lin.forward(h)
+            if i < last:
+                h = self.hidden[i].forward(h)
+                if train and self.dropout:
+                    h = self.dropout[i].forward(h, train=True)
+        return h
+
+    def backward(self, grad):
+        """Back through every layer from the last one's output gradient ``grad``,
+        filling each ``Linear``'s gradients."""
+        for i in range(len(self.linears) - 1, -1, -1):
+            grad = self.linears[i].backward(grad)
+            if i > 0:
+                if self.dropout:
+                    grad = self.dropout[i - 1].backward(grad)
+                grad = self.hidden[i - 1].backward(grad)
+
+    def loss_and_grads(self, X, target, weights, loss_scale, grad_scale):
+        """Forward, fused loss, backward; the loss times ``loss_scale``, the
+        gradient scaled by ``grad_scale`` before it goes back."""
+        z = self.logits(X, train=True)
+        loss = self.loss.forward_prepared(z, target, weights)
+        grad = self.loss.backward()
+        if grad_scale != 1.0:
+            kernels.scale_inplace(grad.reshape(-1), grad.dtype.type(grad_scale))
+        self.backward(grad)
+        return loss * loss_scale
+
+    def compiled_forward(self):
+        """The whole forward pass as one kernel call
+        (``fastnet._runtime.mlp.CompiledForward``), made on first use."""
+        if self._forward is None:
+            from .._runtime.mlp import CompiledForward
+
+            hidden = self.hidden[0] if self.hidden else None
+            self._forward = CompiledForward(self.linears, hidden, self.out_activation)
+        return self._forward
+
+
+def _own(W, b):
+    """Writeable C-contiguous ``W`` and ``b``, copied only where needed (unpickled
+    memmaps are read-only; the optimizer updates in place)."""
+    if not (W.flags.c_contiguous and W.flags.writeable):
+        W = np.array(W, order="C")
+    if not (b.flags.c_contiguous and b.flags.writeable):
+        b = np.array(b, order="C")
+    return W, b
