@@ -119,6 +119,20 @@ def _call_product(context, builder, kind, item, trans_a, trans_b, m, n, k, alpha
     return builder.load(status)
 
 
+def _casts(context, builder, sig, args):
+    """``(on, size)``: functions giving an intrinsic's argument ``i`` as an LLVM
+    boolean and as an ``intp``."""
+    tys = sig.args
+
+    def on(i):
+        return context.cast(builder, args[i], tys[i], types.boolean)
+
+    def size(i):
+        return context.cast(builder, args[i], tys[i], types.intp)
+
+    return on, size
+
+
 def _trans(builder, on):
     """BLAS's transpose flag: ``'t'`` where the boolean ``on`` holds, else ``'n'``."""
     t, n = ir.Constant(_CHAR, ord("t")), ir.Constant(_CHAR, ord("n"))
@@ -136,12 +150,7 @@ def _product(typingctx, trans_a, trans_b, m, n, k, alpha, a, b, beta, out):
 
     def codegen(context, builder, sig, args):
         tys = sig.args
-
-        def on(i):
-            return context.cast(builder, args[i], tys[i], types.boolean)
-
-        def size(i):
-            return context.cast(builder, args[i], tys[i], types.intp)
+        on, size = _casts(context, builder, sig, args)
 
         def scalar(i):  # BLAS takes alpha and beta by pointer
             value = context.cast(builder, args[i], tys[i], dtype)
@@ -192,13 +201,7 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
     ensure_blas()
 
     def codegen(context, builder, sig, args):
-        tys = sig.args
-
-        def on(i):
-            return context.cast(builder, args[i], tys[i], types.boolean)
-
-        def size(i):
-            return context.cast(builder, args[i], tys[i], types.intp)
+        on, size = _casts(context, builder, sig, args)
 
         def address(i):
             return builder.inttoptr(size(i), _VOIDP)

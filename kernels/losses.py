@@ -14,7 +14,7 @@ import math
 from numba import prange
 
 from ._config import jit, jit_twins
-from .softmax import row_exp
+from .softmax import row_exp, row_max
 
 
 @jit
@@ -31,10 +31,7 @@ def _weight_total(w, n):
 @jit
 def _row_logsumexp(z, i):
     r"""``(m, s)``: :math:`\log\sum_k e^{z_{ik}} = m + \log s`, ``m`` the row max."""
-    m = z[i, 0]
-    for j in range(1, z.shape[1]):
-        if z[i, j] > m:
-            m = z[i, j]
+    m = row_max(z, i)
     s = 0.0
     for j in range(z.shape[1]):
         s += math.exp(z[i, j] - m)

@@ -8,15 +8,22 @@ from ._config import jit, jit_twins
 
 
 @jit
+def row_max(z, i):
+    """The largest element of row ``i`` of ``z`` (the first, where several)."""
+    m = z[i, 0]
+    for j in range(1, z.shape[1]):
+        if z[i, j] > m:
+            m = z[i, j]
+    return m
+
+
+@jit
 def row_exp(z, i, out):
     r"""``(m, s)``: the row max :math:`m = \max_k z_{ik}` and
     :math:`s = \sum_k e^{z_{ik} - m}`, each term also written to ``out[i, k]``
     (``out`` may be ``z``: each element is read before it is written). Every
     exponent is <= 0, so nothing overflows and the largest term is exactly 1."""
-    m = z[i, 0]
-    for j in range(1, z.shape[1]):
-        if z[i, j] > m:
-            m = z[i, j]
+    m = row_max(z, i)
     s = 0.0
     for j in range(z.shape[1]):
         e = math.exp(z[i, j] - m)

@@ -1,6 +1,8 @@
 """The environment of a fresh process in the native-cache tests."""
 
 import os
+import subprocess
+import sys
 
 
 def fresh_env(cache, **extra):
@@ -22,3 +24,56 @@ def script_env():
     from tests import ROOT
 
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def python_lines(code, env, timeout=600):
+    """``python -c code`` in ``env``: its output lines, after checking it exited
+    with 0 (else its error's tail)."""
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout.splitlines()
+
+
+def pythons_at_once(code, env, n=2, timeout=600, **popen):
+    """``n`` processes ``python -c code`` started together in ``env``: their
+    outputs, after checking that each exited with 0."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **popen,
+        )
+        for _ in range(n)
+    ]
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    return [out for out, _ in outs]
+
+
+def start_training_script(path, epochs, sleep):
+    """``python -m tests.train_script path epochs sleep``, started (a Trainer
+    writing a checkpoint to ``path`` every epoch, sleeping ``sleep`` s each)."""
+    from tests import ROOT
+
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.train_script",
+            str(path),
+            str(epochs),
+            str(sleep),
+        ],
+        cwd=ROOT,
+        env=script_env(),
+    )

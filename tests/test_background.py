@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from fastnet._runtime import native as _native
-from tests.processes import fresh_env
+from tests.processes import fresh_env, pythons_at_once
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native cache is Linux-only"
@@ -124,20 +124,7 @@ def test_two_cold_processes_share_one_helper_lock(tmp_path):
     helpers take turns on the lock, and both processes get the same bits."""
     code = FIT.format(before="", after=PREDICT)
     env = _env(tmp_path / "shared", True)
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [r.communicate(timeout=600) for r in runs]
-    for r, (_, err) in zip(runs, outs, strict=True):
-        assert r.returncode == 0, err[-2000:]
-    first, second = (out.splitlines() for out, _ in outs)
+    first, second = (out.splitlines() for out in pythons_at_once(code, env))
     assert first[1:] == second[1:]
     assert set(_native.BACKGROUND) <= _settled(tmp_path / "shared")
     alone = _python(code, tmp_path / "off", False)

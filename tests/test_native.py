@@ -9,7 +9,6 @@ Each case runs in fresh processes with a cache folder of its own.
 
 import hashlib
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
@@ -19,7 +18,7 @@ from fastnet import kernels
 from fastnet._runtime import native as _native
 from fastnet._runtime.objects import ObjectFolder, undefined_symbols
 from fastnet.kernels import abi
-from tests.processes import fresh_env
+from tests.processes import fresh_env, python_lines
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native cache reads ELF objects"
@@ -45,15 +44,7 @@ print(repr(float(m.coefs_[0].sum())), repr(float(m.loss_)), repr(float(p.sum()))
 
 
 def _run(cache, code, **env):
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        env=fresh_env(cache, **env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    return run.stdout.splitlines()
+    return python_lines(code, fresh_env(cache, **env))
 
 
 def _objects(cache):

@@ -16,7 +16,7 @@ import pytest
 
 from fastnet import kernels
 from fastnet._runtime import native as _native
-from tests.processes import fresh_env
+from tests.processes import fresh_env, python_lines
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the native cache is Linux-only"
@@ -60,15 +60,7 @@ def _fastnet(cache, *args):
 
 
 def _python(cache, code):
-    run = subprocess.run(
-        [sys.executable, "-c", code],
-        env=_env(cache),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    return run.stdout.splitlines()
+    return python_lines(code, _env(cache), timeout=900)
 
 
 def _objects(cache):

@@ -4,8 +4,6 @@ import gc
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import time
 import tracemalloc
 import warnings
@@ -17,7 +15,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import fastnet as fn
-from tests.processes import script_env
+from tests.processes import start_training_script
 from tests.train_script import data, make_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -243,11 +241,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     straight = make_trainer()
     straight.fit(X, y)
     path = tmp_path / "ckpt.npz"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.train_script", str(path), "8", "0.4"],
-        cwd=ROOT,
-        env=script_env(),
-    )
+    proc = start_training_script(path, 8, 0.4)
     try:
         deadline = time.monotonic() + 120
         while not path.exists() and time.monotonic() < deadline:

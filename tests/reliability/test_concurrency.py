@@ -192,6 +192,22 @@ def test_predicting_while_another_thread_fits_is_a_clear_error(digits):
     np.testing.assert_array_equal(est.predict_proba(X), again.predict_proba(X))
 
 
+def _reader_then_fitter(guard, reader, reading, order):
+    """Start ``reader`` in a thread; once it has set ``reading``, a thread that
+    fits under ``guard`` (appending "fit" to ``order``). Both threads, started."""
+
+    def fitter():
+        with guard.writing():
+            order.append("fit")
+
+    r = threading.Thread(target=reader)
+    r.start()
+    assert reading.wait(timeout=60)
+    w = threading.Thread(target=fitter)
+    w.start()
+    return r, w
+
+
 def test_fit_waits_for_predictions_already_running():
     guard = FitGuard()
     reading, done_reading = threading.Event(), threading.Event()
@@ -203,15 +219,7 @@ def test_fit_waits_for_predictions_already_running():
             done_reading.wait(timeout=60)
             order.append("read")
 
-    def writer():
-        with guard.writing():
-            order.append("fit")
-
-    r = threading.Thread(target=reader)
-    r.start()
-    assert reading.wait(timeout=60)
-    w = threading.Thread(target=writer)
-    w.start()
+    r, w = _reader_then_fitter(guard, reader, reading, order)
     w.join(timeout=0.2)
     assert w.is_alive() and order == []  # fit is waiting for the reader
     done_reading.set()
@@ -235,15 +243,7 @@ def test_a_waiting_fit_refuses_new_predictions_so_it_cannot_starve():
                 order.append("nested read")
             assert release.wait(timeout=60)
 
-    def writer():
-        with guard.writing():
-            order.append("fit")
-
-    r = threading.Thread(target=reader)
-    r.start()
-    assert reading.wait(timeout=60)
-    w = threading.Thread(target=writer)
-    w.start()
+    r, w = _reader_then_fitter(guard, reader, reading, order)
     for _ in range(1000):  # until the fit has claimed the estimator
         if guard._writer is not None:
             break

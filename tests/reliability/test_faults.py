@@ -18,6 +18,7 @@ from sklearn import neural_network as sk_neural_network
 from sklearn.datasets import load_digits
 
 import fastnet as fn
+from tests.processes import pythons_at_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -102,20 +103,8 @@ def test_two_processes_fitting_with_one_cold_cache(tmp_path):
         "print(repr(float(m.coefs_[0].sum())))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
-    assert outs[0][0] == outs[1][0]
+    outs = pythons_at_once(code, env, cwd=ROOT)
+    assert outs[0] == outs[1]
     again = subprocess.run(
         [sys.executable, "-c", code],
         env=env,
@@ -124,7 +113,7 @@ def test_two_processes_fitting_with_one_cold_cache(tmp_path):
         text=True,
         timeout=600,
     )
-    assert again.returncode == 0 and again.stdout == outs[0][0]
+    assert again.returncode == 0 and again.stdout == outs[0]
 
 
 def test_memory_stays_flat_over_200_epochs():

@@ -3,14 +3,12 @@ of an uninterrupted run; a kill during a save never leaves a corrupt checkpoint.
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from tests.processes import script_env
+from tests.processes import start_training_script
 from tests.train_script import data, make_trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,11 +24,7 @@ def uninterrupted():
 @pytest.mark.parametrize("delay", [0.05, 0.35, 0.8, 1.3])
 def test_kill_at_a_random_point_then_resume(delay, uninterrupted, tmp_path):
     path = tmp_path / "ckpt.npz"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.train_script", str(path), "8", "0.15"],
-        cwd=ROOT,
-        env=script_env(),
-    )
+    proc = start_training_script(path, 8, 0.15)
     try:
         deadline = time.monotonic() + 120
         while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
