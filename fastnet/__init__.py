@@ -83,7 +83,7 @@ def __getattr__(name):
     try:
         if module == "sklearn.estimators" and f"{__name__}.{module}" not in sys.modules:
             # a fit is coming: with a cold kernel cache, a helper process starts
-            # compiling while scikit-learn imports (fastnet._runtime.native)
+            # compiling while scikit-learn imports (fastnet._runtime.background)
             _import("_runtime.native").compile_in_background()
         imported = _import(module)
         value = imported if name in _SUBMODULES else getattr(imported, name)

@@ -79,7 +79,7 @@ def _params(text):
 EPOCH = CKernel(
     _params(
         "t_row:i order:l n:i batch:i table:l L:i dims:l at:l zo:l do:l hp:h t0:i "
-        "alpha:f l2:f grad_scale:f loss_scale:f losses:h fns:l saves_x:i kind:i "
+        "alpha:f l2:f grad_scale:f loss_scale:f losses:h fns:l kind:i "
         "item:i"
     ),
     "i",
@@ -102,7 +102,7 @@ FORWARD = CKernel(
 #: the small kernels the epoch and the forward call through :data:`EPOCH_FNS` and
 #: :data:`FORWARD_FNS`, and ``all_finite``
 BIAS_ACT = CKernel(_params("z:p b:p out:p m:i d:i alpha:f"))
-ACT_BACKWARD = CKernel(_params("dy:p saved:p dz:p db:p m:i d:i alpha:f"))
+ACT_BACKWARD = CKernel(_params("dy:p x:p y:p dz:p db:p m:i d:i alpha:f"))
 LOSS_LABELS = CKernel(_params("z:p b:p t:l grad:p db:p m:i k:i factor:f"), "f")
 LOSS_DENSE = CKernel(_params("z:p b:p t:p grad:p db:p m:i k:i factor:f"), "f")
 UPDATE = CKernel(_params("p:p g:p s1:p s2:p n1:i n2:i n:i t:i hp:h l2:f"))
@@ -122,21 +122,6 @@ FORWARD_FNS = ("bias_act", "bias", "output", "all_finite")
 OUT_KINDS = {"identity": 0, "softmax": 1, "logistic": 2}
 #: the optimizer's hyperparameters in ``hp``
 HP_SIZE = 6
-
-#: which tensor each activation's backward reads: its input ``"x"`` or its output
-#: ``"y"``; ``kernels.activations.ACTIVATIONS`` takes its ``saves`` from here, and
-#: the epoch's workspace layout depends on it (:func:`block_offsets`)
-SAVES = {
-    "identity": "y",
-    "relu": "y",
-    "leaky_relu": "x",
-    "gelu": "x",
-    "gelu_tanh": "x",
-    "tanh": "y",
-    "logistic": "y",
-}
-#: the activations whose backward reads the input
-SAVES_X = frozenset(name for name, saved in SAVES.items() if saved == "x")
 
 _DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
 

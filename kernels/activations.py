@@ -1,6 +1,6 @@
 r"""Elementwise activations: forward, backward, and the fused ``bias + activation``.
 
-Every activation is two scalar functions, registered in :data:`ACTIVATIONS`:
+Every activation is three scalar functions, registered in :data:`ACTIVATIONS`:
 
 * ``f(x, alpha)``: the activation (``alpha`` is used by LeakyReLU only);
 * ``df(saved, alpha)``: its derivative, written in terms of the *saved* tensor,
@@ -38,6 +38,12 @@ All backward kernels take ``(dy, saved, alpha, out...)`` in that order; the tang
 of a backward inserts the tangents ``(ddy, tx)`` after ``(dy, saved)``. The tangent
 of the forward needs no kernel of its own: it is ``backward(tx, saved, alpha, ty)``,
 :math:`t_y = f'(x)\,t_x` (the Jacobian of an elementwise map is diagonal).
+
+A new activation is an entry in :data:`ACTIVATIONS` (its three functions and which
+tensor its backward reads) plus a module class registered in
+``fastnet/nn/activations.py``; the estimators' ``activation=`` choices come from
+that registry (``fastnet.nn.activations.ESTIMATOR_ACTIVATIONS``), not from
+:data:`ACTIVATIONS`.
 """
 
 import math
@@ -48,7 +54,6 @@ from numba import prange
 
 from . import vmath
 from ._config import jit_inline, jit_twins
-from .abi import SAVES
 
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -305,26 +310,30 @@ def _bias_backward(dy, saved, alpha, dz, db):
             db[j] += dz[i, j]
 
 
-def _make(name, f, df, d2f):
-    """The kernels of the activation ``name``; which tensor its backward reads
-    (``saves``) is declared without Numba in :data:`.abi.SAVES`, for the runtime
-    too."""
+def _make(name, f, df, d2f, saves):
+    """The kernels of the activation ``name``, whose derivatives ``df`` and
+    ``d2f`` take the tensor ``saves`` names: the input ``"x"`` or the output
+    ``"y"``."""
     templates = (_forward, _backward, _bias_forward, _bias_backward, _backward_tangent)
     kernels = [
         jit_twins(template, f"{name}{template.__name__}", _f=f, _df=df, _d2f=d2f)
         for template in templates
     ]
-    return Activation(*kernels, SAVES[name])
+    return Activation(*kernels, saves)
 
 
-#: name -> compiled kernels. Estimators validate ``activation=`` against these keys
-#: and the tests parametrize over them.
+#: name -> compiled kernels, the keys the activation modules name (``kernel_name``
+#: in ``fastnet.nn.activations``) and the kernel tests parametrize over. The
+#: estimators take their ``activation=`` choices from the module registry,
+#: ``fastnet.nn.activations.ESTIMATOR_ACTIVATIONS``.
 ACTIVATIONS = {
-    "identity": _make("identity", _identity, _identity_grad, _identity_grad2),
-    "relu": _make("relu", _relu, _relu_grad, _relu_grad2),
-    "leaky_relu": _make("leaky_relu", _leaky_relu, _leaky_relu_grad, _leaky_relu_grad2),
-    "gelu": _make("gelu", _gelu, _gelu_grad, _gelu_grad2),
-    "gelu_tanh": _make("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, _gelu_tanh_grad2),
-    "tanh": _make("tanh", _tanh, _tanh_grad, _tanh_grad2),
-    "logistic": _make("logistic", _logistic, _logistic_grad, _logistic_grad2),
+    "identity": _make("identity", _identity, _identity_grad, _identity_grad2, "y"),
+    "relu": _make("relu", _relu, _relu_grad, _relu_grad2, "y"),
+    "leaky_relu": _make(
+        "leaky_relu", _leaky_relu, _leaky_relu_grad, _leaky_relu_grad2, "x"
+    ),
+    "gelu": _make("gelu", _gelu, _gelu_grad, _gelu_grad2, "x"),
+    "gelu_tanh": _make("gelu_tanh", _gelu_tanh, _gelu_tanh_grad, _gelu_tanh_grad2, "x"),
+    "tanh": _make("tanh", _tanh, _tanh_grad, _tanh_grad2, "y"),
+    "logistic": _make("logistic", _logistic, _logistic_grad, _logistic_grad2, "y"),
 }

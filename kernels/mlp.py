@@ -1,7 +1,7 @@
 """Whole-network kernels for MLPs: a training epoch and a forward pass in one call.
 
 A step of the module-by-module path (``Linear`` / activation / loss / optimizer,
-each a kernel called from Python) spends tens of microseconds in Python; for small
+each a kernel called from Python) spends much of its time in Python; for small
 networks that is most of the time. These kernels run the same arithmetic in the same
 order from inside one compiled loop over all batches, so their results are
 bit-identical to the module path and the Python overhead is paid once per epoch.
@@ -56,7 +56,6 @@ def epoch(
     loss_scale,
     losses,
     fns,
-    saves_x,
     kind,
     item,
 ):
@@ -65,10 +64,11 @@ def epoch(
     ``at``: addresses (int64, :data:`.abi.EPOCH_AT`): ``X`` (rows of ``dims[0]``
     numbers), ``T`` (the targets as rows of ``t_row`` bytes, which the loss kernel
     reads as int64 labels or as numbers), the workspaces ``zs`` (every layer's
-    pre-activation, then every hidden activation, ``batch`` rows each, at the
-    element offsets ``zo``), ``ds`` (every layer's gradient, offsets ``do``), ``xb``
-    and ``tb`` (a batch of gathered rows), and ``one`` (the numbers 1 and 0 in the
-    dtype, BLAS's scalars). ``kind``: the dtype's BLAS letter code; ``item``: its
+    pre-activation, then every hidden layer's activation, ``batch`` rows each, at
+    the element offsets ``zo``: :func:`.abi.block_offsets` with ``hidden_too``),
+    ``ds`` (every layer's gradient, offsets ``do``), ``xb`` and ``tb`` (a batch
+    of gathered rows), and ``one`` (the numbers 1 and 0 in the dtype, BLAS's
+    scalars). ``kind``: the dtype's BLAS letter code; ``item``: its
     size in bytes.
 
     Per batch: gather rows; ``z_l = h_{l-1} W_l``, then ``z_l += b_l``,
@@ -82,9 +82,8 @@ def epoch(
 
     ``table`` (L, 8): the layers' array addresses (:data:`.abi.LAYER_COLUMNS`);
     ``dims`` (L + 1): the widths, input first. ``fns``: addresses of the C kernels
-    (:data:`.abi.EPOCH_FNS`, ``mlp_cfuncs.epoch_makers``); ``saves_x``: the
-    activation's backward reads its input (else its output, and the activation
-    overwrites its input).
+    (:data:`.abi.EPOCH_FNS`, ``mlp_cfuncs.epoch_makers``): the activation's
+    backward gets both its input and its output and reads the one it needs.
     ``hp``: the optimizer's hyperparameters (6 values).
     """
     X, T, one = at[_AT_X], at[_AT_T], at[_AT_ONE]
@@ -113,9 +112,9 @@ def epoch(
             gemm_at(kind, h, table[layer, _W], z, m, d, dims[layer], one, zero,
                     False, False)  # fmt: skip
             if layer < L - 1:
-                # the activation: a block of its own when the backward reads the
-                # input, else the pre-activation's block, overwritten
-                a = zs + (zo[L + layer] if saves_x else zo[layer]) * item
+                # the activation in a block of its own: the backward reads the
+                # input or the output, as its kernel needs
+                a = zs + zo[L + layer] * item
                 args = (ptr(z), ptr(table[layer, _B]), ptr(a), m, d, alpha)
                 call_void(fns[_BIAS_ACT], args)
                 h = a
@@ -131,16 +130,17 @@ def epoch(
             dy = ds + do[layer] * item
             h_in = xb
             if layer > 0:
-                h_in = zs + (zo[L + layer - 1] if saves_x else zo[layer - 1]) * item
+                h_in = zs + zo[L + layer - 1] * item
                 dx = ds + do[layer - 1] * item
                 gemm_at(kind, dy, table[layer, _W], dx, m, d_in, d, one, zero,
                         False, True)  # fmt: skip
             gemm_at(kind, h_in, dy, table[layer, _GW], d_in, d, m, one, zero,
                     True, False)  # fmt: skip
             if layer > 0:
-                saved = zs + zo[layer - 1] * item if saves_x else h_in
+                x_in = zs + zo[layer - 1] * item  # its input; h_in: its output
                 db = table[layer - 1, _GB]
-                args = (ptr(dx), ptr(saved), ptr(dx), ptr(db), m, d_in, alpha)
+                args = (ptr(dx), ptr(x_in), ptr(h_in), ptr(dx), ptr(db), m, d_in,
+                        alpha)  # fmt: skip
                 call_void(fns[_ACT_BACKWARD], args)
         # L2 on the weights, then the updates
         if l2 > 0.0:

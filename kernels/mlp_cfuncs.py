@@ -47,21 +47,21 @@ _logistic_serial = inlined(ACTIVATIONS["logistic"].forward[0])
 
 # Placeholders bound per compiled copy: never called as None.
 _kernel = None
+_saves_x = False
 
 
 def _epoch_c(t_row, order, n, batch, table, L, dims, at, zo, do, hp, t0, alpha, l2,
-             grad_scale, loss_scale, losses, fns, saves_x, kind, item):  # fmt: skip
+             grad_scale, loss_scale, losses, fns, kind, item):  # fmt: skip
     """:func:`epoch` as a C function (its parameters: :data:`.abi.EPOCH`): its
     arrays as addresses (``order``: ``n`` int64; ``table``: ``L`` rows; ``at``:
-    :data:`.abi.EPOCH_AT`; ``hp``, ``losses``: float64), ``saves_x`` as 0/1."""
-    n_zo = 2 * L if saves_x else L + 1  # block_offsets' length
+    :data:`.abi.EPOCH_AT`; ``hp``, ``losses``: float64)."""
+    n_zo = 2 * L  # block_offsets' length, with the hidden layers' blocks
     return _kernel(t_row, carray(order, (n,)), batch,
                    carray(table, (L, _N_COLUMNS)), carray(dims, (L + 1,)),
                    carray(at, (_N_AT,)), carray(zo, (n_zo,)), carray(do, (L + 1,)),
                    carray(hp, (_HP_SIZE,)), t0, alpha, l2, grad_scale, loss_scale,
                    carray(losses, ((n + batch - 1) // batch,)),
-                   carray(fns, (_N_EPOCH_FNS,)), saves_x != 0, kind,
-                   item)  # fmt: skip
+                   carray(fns, (_N_EPOCH_FNS,)), kind, item)  # fmt: skip
 
 
 def _forward_c(x, n, work, out, check, table, L, dims, fns, alpha, kind, item, one):
@@ -83,10 +83,12 @@ def _bias_act_c(z, b, out, m, d, alpha):
     _kernel(carray(z, (m, d)), carray(b, (d,)), alpha, carray(out, (m, d)))
 
 
-def _act_backward_c(dy, saved, dz, db, m, d, alpha):
+def _act_backward_c(dy, x, y, dz, db, m, d, alpha):
     """``dz = dy * f'(saved)`` (``dz`` may be ``dy``), ``db = dz.sum(0)``: the
-    activation's ``bias_backward``."""
+    activation's ``bias_backward``; ``saved`` is its input ``x`` or its output
+    ``y``, as its registry entry says (``_saves_x``, bound per activation)."""
     shape = (m, d)
+    saved = x if _saves_x else y
     _kernel(carray(dy, shape), carray(saved, shape), alpha, carray(dz, shape),
             carray(db, (d,)))  # fmt: skip
 
@@ -277,7 +279,14 @@ def epoch_makers(activation, loss, optimizer, dtype):
     back = inlined(act.bias_backward[0])
     makes = [
         _bias_act(n_act, activation, nb),
-        _maker(_act_backward_c, n_back, abi.ACT_BACKWARD, nb, _kernel=back),
+        _maker(
+            _act_backward_c,
+            n_back,
+            abi.ACT_BACKWARD,
+            nb,
+            _kernel=back,
+            _saves_x=act.saves == "x",
+        ),
         _maker(template, n_loss, loss_spec, nb, _kernel=inlined(kernel)),
         _maker(OPTIMIZERS[optimizer], n_update, abi.UPDATE, nb),
         _maker(_sum_sq_c, n_sq, abi.SUM_SQ, nb, _kernel=inlined(sum_squares)),

@@ -14,10 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastnet import kernels
 from fastnet._runtime import native as _native
 from fastnet._runtime.objects import ObjectFolder, undefined_symbols
-from fastnet.kernels import abi
 from tests.processes import fresh_env, python_lines
 
 pytestmark = pytest.mark.skipif(
@@ -159,13 +157,6 @@ def test_the_cache_key_changes_with_numbas_code_settings(tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
         folders.add(ObjectFolder().folder)
     assert len(folders) == 4
-
-
-def test_saves_x_is_the_activation_registrys():
-    # one declaration (kernels.abi.SAVES, without Numba), read by the registry
-    assert {n: a.saves for n, a in kernels.ACTIVATIONS.items()} == abi.SAVES
-    want = {n for n, a in kernels.ACTIVATIONS.items() if a.saves == "x"}
-    assert want == _native.SAVES_X
 
 
 def test_all_finite_matches_numpy():

@@ -38,9 +38,9 @@ SHARED = (
 #: seconds of rest before each timed sample. A BLAS or OpenMP pool spins for a
 #: while after its work (OpenBLAS about 2^28 cycles, some 0.1 s), and on two cores
 #: the previous entry's spinning threads take the next entry's second core: fastnet's
-#: 784-256-128-10 epoch right after NumPy's GEMM floor took 291-345 ms (5 runs)
-#: against 182-250 ms after this pause (fastnet and NumPy have separate OpenBLAS
-#: pools: SciPy's and NumPy's own).
+#: 784-256-128-10 epoch right after NumPy's GEMM floor was markedly slower than after
+#: this pause (fastnet and NumPy have separate OpenBLAS pools: SciPy's and NumPy's
+#: own; the figures are in bench/REPORT.md).
 SETTLE = 0.2
 
 

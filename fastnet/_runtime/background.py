@@ -18,9 +18,9 @@ import time
 
 from . import addresses
 
-#: what a background helper compiles: the epoch (the longest compilation, a third
-#: of a cold default fit's), then a float64 classifier's prediction kernels; the
-#: process that started it compiles its setting's epoch kernels meanwhile
+#: what a background helper compiles: the epoch (the longest compilation of a cold
+#: default fit), then a float64 classifier's prediction kernels; the process that
+#: started it compiles its setting's epoch kernels meanwhile
 BACKGROUND = (
     "c_epoch",
     "c_forward",

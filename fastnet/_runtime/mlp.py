@@ -110,7 +110,6 @@ def fused_epoch(
             losses=address(losses),
             hp=address(hp),
             at=address(at),
-            saves_x=int(state.saves_x),
             kind=state.kind_code,
             item=state.item,
             **state.addresses,
@@ -220,11 +219,12 @@ class _ModelState:
         self.signature = _signature(rows)
         self.table, self.keep = layer_table(rows, dt)
         self.dims = dims = network_dims(linears, n_features)
-        self.saves_x = activation in abi.SAVES_X
         self.kind_code, self.item, self.one = abi.dtype_args(dt)
         fns = c_kernels.callbacks(activation, loss_name, kind, dt)
         self.run = c_kernels.epoch_kernel()
-        zo = abi.block_offsets(dims, batch, self.saves_x)
+        # every hidden layer's activation in a block of its own (the kernels'
+        # backward reads the input or the output, as each needs)
+        zo = abi.block_offsets(dims, batch, True)
         do = abi.block_offsets(dims, batch, False)
         zs = np.empty(int(zo[-1]), dt)
         ds = np.empty(int(do[-1]), dt)

@@ -11,7 +11,6 @@ from ..kernels._paths import cache_dir
 from ..kernels.abi import (
     LAYER_COLUMNS,
     OUT_KINDS,
-    SAVES_X,
     address,
     block_offsets,
     dtype_args,
@@ -34,7 +33,6 @@ __all__ = [
     "BACKGROUND",
     "LAYER_COLUMNS",
     "OUT_KINDS",
-    "SAVES_X",
     "address",
     "all_finite",
     "block_offsets",

@@ -37,9 +37,10 @@ def resolve_threads(n_threads):
 # it, the last restores it (each saving and restoring on its own could leave BLAS
 # at another thread's limit forever, depending on the order they finish in).
 # "libraries": threadpoolctl's controllers of the BLAS libraries loaded, found once
-# (finding them walks every loaded library: 2.9 ms, which a one-row prediction with
-# n_threads set paid on every call) and again after an import, which may load one
-# (``modules``: how many modules were imported when they were found).
+# (finding them walks every loaded library and takes longer than a whole one-row
+# prediction, which with n_threads set paid it on every call) and again after an
+# import, which may load one (``modules``: how many modules were imported when they
+# were found).
 _blas = {"lock": threading.Lock(), "users": 0, "saved": [], "libraries": None,
          "modules": -1}  # fmt: skip
 
@@ -91,8 +92,8 @@ def thread_limit(n_threads):
     Safe to enter from several threads at once. Numba's setting is per thread; BLAS's
     is per process, so while blocks in several threads overlap, BLAS keeps the limit
     of the first of them. Without a limit the block's context is a shared
-    ``nullcontext`` (0.1 us to enter, against 0.9 us for a generator's: a one-row
-    prediction enters it on every call).
+    ``nullcontext``, several times cheaper to enter than a generator's: a one-row
+    prediction enters it on every call.
     """
     n_threads = resolve_threads(n_threads)
     if n_threads is None:

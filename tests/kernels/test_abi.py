@@ -77,7 +77,7 @@ def test_the_ctypes_functions_take_the_specs_types(monkeypatch):
     monkeypatch.setattr(c_kernels, "ensure", lambda name: 1)  # never called
     i, f = ctypes.c_int64, ctypes.c_double
     epoch = c_kernels.epoch_kernel()
-    assert list(epoch.argtypes) == [i] * 12 + [f] * 4 + [i] * 5
+    assert list(epoch.argtypes) == [i] * 12 + [f] * 4 + [i] * 4
     assert epoch.restype is i
     forward = c_kernels.forward_kernel()
     assert list(forward.argtypes) == [i] * 9 + [f] + [i] * 3
@@ -144,8 +144,6 @@ def test_the_derived_tables_agree():
         abi.EPOCH_FNS
     )
     assert len(abi.forward_names("relu", "softmax", "float32")) == len(abi.FORWARD_FNS)
-    assert abi.SAVES_X == {n for n, s in abi.SAVES.items() if s == "x"}
-    assert set(abi.SAVES.values()) == {"x", "y"}
     assert {n for n in mlp_cfuncs.makers() if n.startswith("c_epoch")} == {"c_epoch"}
 
 
