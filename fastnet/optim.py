@@ -139,6 +139,18 @@ class Optimizer:
         self.weight_decay = 0.0
         self.state = {}  # param name -> {slot: array}
 
+    #: the compiled epoch's update kernel of this optimizer ("adam", "sgd"), or
+    #: None: no compiled form
+    compiled_update = None
+
+    def compiled_form(self):
+        """The name of this optimizer's update in the compiled epoch
+        (``fastnet._runtime.mlp``), or None where it has none there (its own weight
+        decay, decoupled decay, clipping): the epoch then takes the module path."""
+        if self.weight_decay or self.clip_norm or getattr(self, "decoupled", False):
+            return None
+        return self.compiled_update
+
     def step(self, params, grads, weight_decay=None):
         """Update every array of ``params`` in place from ``grads`` (same keys).
 
@@ -242,6 +254,8 @@ class SGD(Optimizer):
     \theta + v` (Nesterov: :math:`\theta + \mu v - \eta g`), scikit-learn's form.
     """
 
+    compiled_update = "sgd"
+
     def __init__(
         self,
         lr=0.01,
@@ -287,6 +301,7 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     decoupled = False
+    compiled_update = "adam"
 
     def __init__(
         self,

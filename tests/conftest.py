@@ -1,3 +1,5 @@
+import functools
+import itertools
 import os
 
 # A cold cache's background compilation (fastnet._runtime.native.compile_in_background)
@@ -105,3 +107,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+#: the settings the tests give each activation module's constructor argument
+#: (LeakyReLU's alpha: not the default, so that a dropped alpha shows)
+MODULE_SETTINGS = {"alpha": (0.1,), "approximate": ("none", "tanh")}
+
+
+def activation_modules():
+    """``{kernel name: a function making the module}`` for every activation module
+    registered in ``fastnet.nn.activations.MODULES``, with each setting of
+    :data:`MODULE_SETTINGS` (GELU gives both of its kernels)."""
+    from fastnet.nn.activations import MODULES
+
+    found = {}
+    for cls, args in MODULES.values():
+        for values in itertools.product(*(MODULE_SETTINGS[a] for a in args)):
+            make = functools.partial(cls, **dict(zip(args, values, strict=True)))
+            found.setdefault(make().kernel_name, make)
+    return found

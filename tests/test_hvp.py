@@ -10,6 +10,7 @@ import pytest
 
 import fastnet as fn
 from fastnet.kernels import ACTIVATIONS
+from tests.conftest import activation_modules
 
 ACTS = sorted(ACTIVATIONS)
 LOSSES = ["softmax_ce", "softmax_ce_dense", "sigmoid_bce", "mse", "poisson"]
@@ -17,15 +18,7 @@ N, D, H, K = 7, 4, 5, 3
 
 
 def activation(name):
-    return {
-        "identity": fn.Identity,
-        "relu": fn.ReLU,
-        "leaky_relu": lambda: fn.LeakyReLU(0.1),
-        "gelu": fn.GELU,
-        "gelu_tanh": lambda: fn.GELU("tanh"),
-        "tanh": fn.Tanh,
-        "logistic": fn.Sigmoid,
-    }[name]()
+    return activation_modules()[name]()
 
 
 def make_loss(name, rng, dtype=np.float64):

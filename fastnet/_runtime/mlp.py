@@ -10,7 +10,6 @@ import numpy as np
 
 from ..kernels import abi
 from ..kernels.abi import address
-from ..optim import SGD, Adam
 from . import c_kernels
 
 #: which fused kernel computes each loss module's loss
@@ -157,17 +156,11 @@ def fused_epoch(
 
 
 def _optimizer_kind(optimizer):
-    """``"adam"`` or ``"sgd"``: the compiled form of ``optimizer``; None where it
-    has none (AdamW, clipping, its own weight decay)."""
-    if isinstance(optimizer, Adam):
-        if optimizer.decoupled or optimizer.weight_decay or optimizer.clip_norm:
-            return None
-        return "adam"
-    if isinstance(optimizer, SGD):
-        if optimizer.weight_decay or optimizer.clip_norm:
-            return None
-        return "sgd"
-    return None
+    """``"adam"`` or ``"sgd"``: the compiled form of ``optimizer`` (its
+    ``compiled_form()``: ``fastnet.optim`` sits above the runtime, which asks
+    rather than imports); None where it has none."""
+    form = getattr(optimizer, "compiled_form", None)
+    return form() if form is not None else None
 
 
 def _layer_rows(linears, names, optimizer):

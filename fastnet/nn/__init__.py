@@ -8,15 +8,10 @@ that alone.
 
 import importlib
 
-#: public name -> the submodule defining it
+#: public name -> the submodule defining it (and every activation module, from
+#: the registry of ``activations``)
 _LAZY = {
     "Activation": "activations",
-    "Identity": "activations",
-    "ReLU": "activations",
-    "LeakyReLU": "activations",
-    "GELU": "activations",
-    "Tanh": "activations",
-    "Sigmoid": "activations",
     "Module": "base",
     "Dropout": "dropout",
     "Einsum": "einsum",
@@ -36,11 +31,18 @@ _LAZY = {
     "ggn": "second_order",
 }
 
-__all__ = sorted(_LAZY)
+
+def _activations():
+    """The registered activation modules (``activations.MODULES``)."""
+    return importlib.import_module(".activations", __name__).MODULES
 
 
 def __getattr__(name):
+    if name == "__all__":  # the activation modules' names are in their registry
+        return sorted({*_LAZY, *_activations()})
     module = _LAZY.get(name)
+    if module is None and name in _activations():
+        module = "activations"
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
@@ -49,4 +51,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__getattr__("__all__")})

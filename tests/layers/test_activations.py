@@ -6,17 +6,10 @@ import pytest
 import fastnet as fn
 from fastnet.kernels import ACTIVATIONS
 from tests import naive
-from tests.conftest import assert_close, numeric_vjp
+from tests.conftest import activation_modules, assert_close, numeric_vjp
 
-MODULES = {
-    "identity": fn.Identity,
-    "relu": fn.ReLU,
-    "leaky_relu": lambda: fn.LeakyReLU(alpha=0.1),
-    "gelu": fn.GELU,
-    "gelu_tanh": lambda: fn.GELU(approximate="tanh"),
-    "tanh": fn.Tanh,
-    "logistic": fn.Sigmoid,
-}
+#: kernel name -> module factory, from the module registry
+MODULES = activation_modules()
 
 
 def test_every_registered_activation_has_a_module():
