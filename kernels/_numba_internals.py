@@ -174,6 +174,19 @@ def numba_side():
     return types.SimpleNamespace(**found)
 
 
+@functools.cache
+def blas_helpers():
+    """``(ensure_blas, get_blas_kind)`` of ``numba.np.linalg`` (imports Numba):
+    undocumented helpers that bind SciPy's BLAS to Numba's ``numba_xxgemm`` entry
+    and name a dtype's BLAS letter; :func:`unsupported`'s ImportError where one is
+    missing."""
+    linalg = importlib.import_module("numba.np.linalg")
+    found = [getattr(linalg, name, None) for name in ("ensure_blas", "get_blas_kind")]
+    if not all(callable(f) for f in found):
+        raise unsupported("has no numba.np.linalg.ensure_blas / get_blas_kind")
+    return tuple(found)
+
+
 def make_cfunc(func, signature, options):
     """A Numba ``CFunc`` of ``func`` for the Numba ``signature``, not compiled."""
     cfunc_class = numba_side().CFunc

@@ -24,9 +24,11 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from numba.np.linalg import ensure_blas, get_blas_kind
 
 from ._config import jit_inline
+from ._numba_internals import blas_helpers
+
+ensure_blas, get_blas_kind = blas_helpers()
 
 _CHAR = ir.IntType(8)
 _VOIDP = cgutils.voidptr_t

@@ -195,6 +195,7 @@ NUMBA_PRIVATE_MODULES = {
     "numba.core.ccallback",
     "numba.core.registry",
     "numba.misc.appdirs",
+    "numba.np.linalg",
 }
 
 
