@@ -60,10 +60,7 @@ def fused_epoch(
     kind = _optimizer_kind(optimizer)
     if kind is None:
         return None
-    if target.dtype.kind == "f" and type(loss).__name__ == "SoftmaxCrossEntropy":
-        loss_name = "softmax_cross_entropy_dense"
-    else:
-        loss_name = LOSS_KERNELS[type(loss).__name__]
+    loss_name = _loss_name(loss, target)
     activation = hidden.kernel_name if hidden is not None else "identity"
     alpha = hidden.alpha if hidden is not None else 0.0
     dt = X.dtype
@@ -116,30 +113,14 @@ def fused_epoch(
     )
     at_order, at_t0 = abi.EPOCH.names.index("order"), abi.EPOCH.names.index("t0")
     run = state.run
-
-    def array_fits(order):
-        return (
-            isinstance(order, np.ndarray)
-            and order.shape == (n,)
-            and order.dtype == np.int64
-            and order.flags.c_contiguous
-        )
-
-    def check(order):
-        # the kernel gathers rows by these indices without bounds checks
-        if not array_fits(order) or (n and (order.min() < 0 or order.max() >= n)):
-            raise ValueError(f"the epoch's row order must be int64 indices of {n} rows")
+    rows_order = _RowOrder(n)
 
     def epoch(order, checked=False):
         # checked: order's values passed check before (it is a checked order or a
         # permutation of one), so only its array is looked at again
-        if not (checked and array_fits(order)):
-            check(order)
-        o = optimizer
-        if kind == "adam":
-            hp[:] = (o.lr, o.beta1, o.beta2, o.eps, float(sklearn_eps), 1.0)
-        else:
-            hp[:] = (o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0)
+        if not (checked and rows_order.fits(order)):
+            rows_order.check(order)
+        _set_hyperparameters(hp, optimizer, kind, sklearn_eps)
         # the C kernel releases the GIL while it runs (ctypes), as Numba's did
         args[at_order] = address(order)
         args[at_t0] = int(optimizer.t)
@@ -150,9 +131,50 @@ def fused_epoch(
         return total
 
     epoch.keep = keep  # the arrays the table points into live as long as epoch
-    epoch.check = check
+    epoch.check = rows_order.check
     epoch.state = state
     return epoch
+
+
+def _loss_name(loss, target):
+    """The fused loss kernel for the loss module ``loss`` and its targets (class
+    labels or probability rows, for the softmax cross-entropy)."""
+    if target.dtype.kind == "f" and type(loss).__name__ == "SoftmaxCrossEntropy":
+        return "softmax_cross_entropy_dense"
+    return LOSS_KERNELS[type(loss).__name__]
+
+
+def _set_hyperparameters(hp, optimizer, kind, sklearn_eps):
+    """``hp``: the optimizer's hyperparameters as the update kernel reads them
+    (read at each epoch: a schedule may have changed the rate)."""
+    o = optimizer
+    if kind == "adam":
+        hp[:] = (o.lr, o.beta1, o.beta2, o.eps, float(sklearn_eps), 1.0)
+    else:
+        hp[:] = (o.lr, o.momentum, float(o.nesterov), 0.0, 0.0, 0.0)
+
+
+class _RowOrder:
+    """Checks of an epoch's row order over ``n`` rows: the kernel gathers rows by
+    these indices without bounds checks."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def fits(self, order):
+        """Whether ``order`` is a C-contiguous int64 array of ``n`` entries."""
+        return (
+            isinstance(order, np.ndarray)
+            and order.shape == (self.n,)
+            and order.dtype == np.int64
+            and order.flags.c_contiguous
+        )
+
+    def check(self, order):
+        """A ``ValueError`` unless ``order`` fits and its values are row indices."""
+        n = self.n
+        if not self.fits(order) or (n and (order.min() < 0 or order.max() >= n)):
+            raise ValueError(f"the epoch's row order must be int64 indices of {n} rows")
 
 
 def _optimizer_kind(optimizer):
