@@ -49,21 +49,18 @@ class MLPNetwork:
         pairs = zip(self.linears[:-1], self.hidden, strict=True)
         self.modules = [m for pair in pairs for m in pair]
         self.modules.append(self.linears[-1])
+        #: the weights, then the biases (what the estimator's ``coefs_`` and
+        #: ``intercepts_`` hold)
+        self.arrays = [lin.params["W"] for lin in self.linears] + [
+            lin.params["b"] for lin in self.linears
+        ]
         self.loss = OUTPUT_LOSSES[out_activation]()
         self.out_activation = out_activation
         self._forward = None
 
-    @property
-    def arrays(self):
-        """The weights, then the biases (what the estimator's ``coefs_`` and
-        ``intercepts_`` hold)."""
-        return [lin.params["W"] for lin in self.linears] + [
-            lin.params["b"] for lin in self.linears
-        ]
-
     def serves(self, arrays, settings):
         """Whether this network is over exactly ``arrays`` (the same objects) with
-        ``settings``."""
+        ``settings`` (a prediction asks: kept cheap)."""
         mine = self.arrays
         return (
             settings == self.settings
