@@ -26,15 +26,17 @@ def script_env():
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def python_lines(code, env, timeout=600):
-    """``python -c code`` in ``env``: its output lines, after checking it exited
-    with 0 (else its error's tail)."""
+def python_lines(code, env, timeout=600, **run):
+    """``python -c code`` in ``env`` (``run``: more of ``subprocess.run``'s
+    arguments, such as ``cwd``): its output lines, after checking it exited with 0
+    (else its error's tail)."""
     run = subprocess.run(
         [sys.executable, "-c", code],
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+        **run,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout.splitlines()

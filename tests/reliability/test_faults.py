@@ -4,8 +4,6 @@ bit-identical reruns, and fuzzed estimator input. (Concurrent predictions:
 test_concurrency.py.)"""
 
 import os
-import subprocess
-import sys
 import threading
 import warnings
 
@@ -18,7 +16,7 @@ from sklearn import neural_network as sk_neural_network
 from sklearn.datasets import load_digits
 
 import fastnet as fn
-from tests.processes import pythons_at_once
+from tests.processes import python_lines, pythons_at_once
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -105,15 +103,7 @@ def test_two_processes_fitting_with_one_cold_cache(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     outs = pythons_at_once(code, env, cwd=ROOT)
     assert outs[0] == outs[1]
-    again = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert again.returncode == 0 and again.stdout == outs[0]
+    assert python_lines(code, env, cwd=ROOT) == outs[0].splitlines()
 
 
 def test_memory_stays_flat_over_200_epochs():
