@@ -79,7 +79,7 @@ def _params(text):
 EPOCH = CKernel(
     _params(
         "t_row:i order:l n:i batch:i table:l L:i dims:l at:l zo:l do:l hp:h t0:i "
-        "alpha:f l2:f grad_scale:f loss_scale:f losses:h fns:l kind:i "
+        "alpha:f l2:f grad_scale:f loss_scale:f clip:f losses:h fns:l kind:i "
         "item:i"
     ),
     "i",
@@ -103,8 +103,8 @@ FORWARD = CKernel(
 #: :data:`FORWARD_FNS`, and ``all_finite``
 BIAS_ACT = CKernel(_params("z:p b:p out:p m:i d:i alpha:f"))
 ACT_BACKWARD = CKernel(_params("dy:p x:p y:p dz:p db:p m:i d:i alpha:f"))
-LOSS_LABELS = CKernel(_params("z:p b:p t:l grad:p db:p m:i k:i factor:f"), "f")
-LOSS_DENSE = CKernel(_params("z:p b:p t:p grad:p db:p m:i k:i factor:f"), "f")
+LOSS_LABELS = CKernel(_params("z:p b:p t:l grad:p db:p m:i k:i factor:f eps:f"), "f")
+LOSS_DENSE = CKernel(_params("z:p b:p t:p grad:p db:p m:i k:i factor:f eps:f"), "f")
 UPDATE = CKernel(_params("p:p g:p s1:p s2:p n1:i n2:i n:i t:i hp:h l2:f"))
 SUM_SQ = CKernel(_params("p:p n:i"), "f")
 OUTPUT = CKernel(_params("z:p m:i k:i"))

@@ -54,6 +54,7 @@ def epoch(
     l2,
     grad_scale,
     loss_scale,
+    clip,
     losses,
     fns,
     kind,
@@ -73,7 +74,8 @@ def epoch(
 
     Per batch: gather rows; ``z_l = h_{l-1} W_l``, then ``z_l += b_l``,
     ``h_l = f(z_l)`` in one pass; the last layer's bias, the fused loss (times
-    ``loss_scale``), its gradient times ``grad_scale`` and the last bias's gradient
+    ``loss_scale``; its probabilities clipped by ``clip``, 0: exact, see
+    ``kernels.losses``), its gradient times ``grad_scale`` and the last bias's gradient
     in one C kernel; backward through every layer, each activation's backward
     in the pass that sums its layer's bias gradient; one optimizer update per array
     with L2 ``l2 / batch rows`` on the weights only (``l2`` = 0: none). Writes each
@@ -121,7 +123,8 @@ def epoch(
         last = zs + zo[L - 1] * item
         grad = ds + do[L - 1] * item
         b, db = table[L - 1, _B], table[L - 1, _GB]
-        args = (ptr(last), ptr(b), ptr(tb), ptr(grad), ptr(db), m, k_out, grad_scale)
+        args = (ptr(last), ptr(b), ptr(tb), ptr(grad), ptr(db), m, k_out, grad_scale,
+                clip)  # fmt: skip
         loss = call_f64(fns[_LOSS], args) * loss_scale
         # backward
         for layer in range(L - 1, -1, -1):

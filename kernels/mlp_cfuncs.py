@@ -51,7 +51,7 @@ _saves_x = False
 
 
 def _epoch_c(t_row, order, n, batch, table, L, dims, at, zo, do, hp, t0, alpha, l2,
-             grad_scale, loss_scale, losses, fns, kind, item):  # fmt: skip
+             grad_scale, loss_scale, clip, losses, fns, kind, item):  # fmt: skip
     """:func:`epoch` as a C function (its parameters: :data:`.abi.EPOCH`): its
     arrays as addresses (``order``: ``n`` int64; ``table``: ``L`` rows; ``at``:
     :data:`.abi.EPOCH_AT`; ``hp``, ``losses``: float64)."""
@@ -59,7 +59,7 @@ def _epoch_c(t_row, order, n, batch, table, L, dims, at, zo, do, hp, t0, alpha, 
     return _kernel(t_row, carray(order, (n,)), batch,
                    carray(table, (L, _N_COLUMNS)), carray(dims, (L + 1,)),
                    carray(at, (_N_AT,)), carray(zo, (n_zo,)), carray(do, (L + 1,)),
-                   carray(hp, (_HP_SIZE,)), t0, alpha, l2, grad_scale, loss_scale,
+                   carray(hp, (_HP_SIZE,)), t0, alpha, l2, grad_scale, loss_scale, clip,
                    carray(losses, ((n + batch - 1) // batch,)),
                    carray(fns, (_N_EPOCH_FNS,)), kind, item)  # fmt: skip
 
@@ -109,21 +109,22 @@ def _logistic_out_c(z, m, k):
     _logistic_serial(flat, 0.0, flat)
 
 
-def _loss_labels_c(z, b, t, grad, db, m, k, factor):
-    """The last layer's ``z += b``; the loss of ``z`` against the labels ``t``, its
-    gradient into ``grad``; then ``grad *= factor`` and ``db = grad.sum(0)``."""
+def _loss_labels_c(z, b, t, grad, db, m, k, factor, eps):
+    """The last layer's ``z += b``; the loss of ``z`` against the labels ``t`` (its
+    probabilities clipped by ``eps``: ``kernels.losses``), its gradient into
+    ``grad``; then ``grad *= factor`` and ``db = grad.sum(0)``."""
     logits, g = carray(z, (m, k)), carray(grad, (m, k))
     _add_bias(logits, carray(b, (k,)))
-    loss = _kernel(logits, carray(t, (m,)), carray(z, (0,)), g)
+    loss = _kernel(logits, carray(t, (m,)), carray(z, (0,)), g, eps)
     _scale_colsum(g, carray(db, (k,)), factor)
     return loss
 
 
-def _loss_dense_c(z, b, t, grad, db, m, k, factor):
+def _loss_dense_c(z, b, t, grad, db, m, k, factor, eps):
     """:func:`_loss_labels_c` with targets ``t`` of the shape of ``z``."""
     logits, g = carray(z, (m, k)), carray(grad, (m, k))
     _add_bias(logits, carray(b, (k,)))
-    loss = _kernel(logits, carray(t, (m, k)), carray(z, (0,)), g)
+    loss = _kernel(logits, carray(t, (m, k)), carray(z, (0,)), g, eps)
     _scale_colsum(g, carray(db, (k,)), factor)
     return loss
 

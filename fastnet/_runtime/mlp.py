@@ -103,6 +103,7 @@ def fused_epoch(
             l2=float(l2),
             grad_scale=float(grad_scale),
             loss_scale=float(loss_scale),
+            clip=loss.clip_eps(dt),
             losses=address(losses),
             hp=address(hp),
             at=address(at),

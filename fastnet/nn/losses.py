@@ -25,6 +25,8 @@ class Loss:
     #: ``pred`` times a direction), ``(pred, target, weights, dz, out)``
     tangent_kernel = None
     pred_ndims = (1, 2)
+    #: report the loss with probabilities clipped (the log-losses' ``clip``)
+    clip = False
 
     def __init__(self):
         self._grad = {}
@@ -81,10 +83,16 @@ class Loss:
         if grad is None:
             grad = self._grad[(z2.shape, z.dtype)] = np.empty(z2.shape, z.dtype)
         kernel = self._kernel_for(target)
-        loss = float(kernels.pick(kernel, z.size)(z2, target, weights, grad))
+        eps = self.clip_eps(z.dtype)
+        loss = float(kernels.pick(kernel, z.size)(z2, target, weights, grad, eps))
         self._last = (grad, z.shape)
         self._inputs = (z2, target, weights)
         return loss
+
+    def clip_eps(self, dtype):
+        """The kernels' ``eps`` for predictions of ``dtype``: its machine epsilon
+        where this loss reports clipped probabilities, else 0 (exact)."""
+        return float(np.finfo(dtype).eps) if self.clip else 0.0
 
     def backward(self):
         """The gradient of the last ``forward``'s loss with respect to ``pred``."""
@@ -163,7 +171,21 @@ class Loss:
         return t.reshape(shape[0], -1)
 
 
-class SoftmaxCrossEntropy(Loss):
+class _LogLoss(Loss):
+    """A cross-entropy: ``clip=True`` reports its value as scikit-learn's
+    ``log_loss`` does, each probability clipped to ``[eps, 1 - eps]`` (``eps`` the
+    dtype's machine epsilon), so that a hopeless row adds at most ``-log(eps)``;
+    the gradient stays the exact ``p − t`` either way. The default, ``False``,
+    reports the exact value, as PyTorch's losses do."""
+
+    def __init__(self, clip=False):
+        super().__init__()
+        if not isinstance(clip, (bool, np.bool_)):
+            raise TypeError(f"clip must be True or False, got {clip!r}")
+        self.clip = bool(clip)
+
+
+class SoftmaxCrossEntropy(_LogLoss):
     r"""Softmax of the logits ``pred`` (n, k) and cross-entropy, fused.
 
     ``target``: integer labels of shape ``(n,)`` in ``[0, k)``, or probabilities /
@@ -209,7 +231,7 @@ class SoftmaxCrossEntropy(Loss):
         return np.ascontiguousarray(target, dtype=np.int64)
 
 
-class SigmoidBinaryCrossEntropy(Loss):
+class SigmoidBinaryCrossEntropy(_LogLoss):
     r"""Logistic sigmoid of ``pred`` and binary cross-entropy, fused (multi-label).
 
     ``pred`` and ``target`` of shape ``(n,)`` or ``(n, k)``, targets in [0, 1]; summed

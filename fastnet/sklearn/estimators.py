@@ -224,9 +224,15 @@ class _FastnetMLP:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         if hasattr(X, "toarray"):
             X = X.toarray()
-        X = np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
+        # scikit-learn's output type: its products mix the data's and the weights'
+        # dtypes (float64 for float64 data and float32 weights). The arithmetic
+        # here stays in the weights' dtype (README, differences).
+        dtype = self.coefs_[0].dtype
+        out_dtype = np.result_type(np.asarray(X).dtype, dtype)
+        X = np.ascontiguousarray(X, dtype=dtype)
         with thread_limit(self.n_threads):
-            return self._compiled_forward(X, self._network())
+            out = self._compiled_forward(X, self._network())
+        return out if out.dtype == out_dtype else out.astype(out_dtype)
 
     def _compiled_forward(self, X, net, check=False):
         """The whole forward pass in one kernel call, with the module path's
@@ -341,10 +347,12 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
             return self._in_fitted_dtype(fast[0], incremental), fast[1]
         labels = np.asarray(y) if not hasattr(y, "toarray") else None
         if labels is not None and labels.dtype == object:
-            kinds = {isinstance(v, str) for v in labels.ravel()}
-            if len(kinds) > 1:
-                raise ValueError(
-                    "y mixes string and number labels; use one type for all classes"
+            kinds = {type(v).__name__ for v in labels.ravel()}
+            if "str" in kinds and len(kinds) > 1:
+                # a TypeError, as scikit-learn's (its labels cannot be sorted)
+                raise TypeError(
+                    f"y mixes labels of types {', '.join(sorted(kinds))}; use one "
+                    "type for all classes"
                 )
         return super()._validate_input(X, y, incremental, reset)
 

@@ -43,7 +43,7 @@ def fit_lbfgs(est, X, y, sample_weight):
         objective, packed, method="L-BFGS-B", jac=True, options=options
     )
     est.n_iter_ = check_optimize_result("lbfgs", opt_res, est.max_iter)
-    est.loss_ = opt_res.fun
+    est.loss_ = np.float64(opt_res.fun)
     copy_packed(est, opt_res.x)
 
 

@@ -54,7 +54,9 @@ class MLPNetwork:
         self.arrays = [lin.params["W"] for lin in self.linears] + [
             lin.params["b"] for lin in self.linears
         ]
-        self.loss = OUTPUT_LOSSES[out_activation]()
+        # the log-losses report scikit-learn's clipped value (the gradient is exact)
+        clip = {"clip": True} if out_activation in ("softmax", "logistic") else {}
+        self.loss = OUTPUT_LOSSES[out_activation](**clip)
         self.out_activation = out_activation
         self._forward = None
 

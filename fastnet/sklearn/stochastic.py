@@ -204,7 +204,8 @@ def _epochs(est, run, n_samples, val, incremental, callbacks, state):
                 "may also help."
             )
         est.n_iter_ += 1
-        est.loss_ = accumulated_loss / n_samples
+        # np.float64, as scikit-learn's (its batch losses are NumPy scalars)
+        est.loss_ = np.float64(accumulated_loss / n_samples)
         est.t_ += n_samples
         est.loss_curve_.append(est.loss_)
         if est.verbose:

@@ -73,7 +73,8 @@ def test_every_maker_compiles_with_its_specs_numba_signature(monkeypatch):
         want = types.void if spec.returns is None else of[spec.returns]
         assert sig.return_type == want
     epoch_sig = mlp_cfuncs.signature(abi.EPOCH)
-    assert [str(a) for a in epoch_sig.args].count("float64") == 4
+    # alpha, l2, grad_scale, loss_scale, clip
+    assert [str(a) for a in epoch_sig.args].count("float64") == 5
 
 
 def test_the_ctypes_functions_take_the_specs_types(monkeypatch):
@@ -81,7 +82,7 @@ def test_the_ctypes_functions_take_the_specs_types(monkeypatch):
     monkeypatch.setattr(c_kernels, "ensure", lambda name: 1)  # never called
     i, f = ctypes.c_int64, ctypes.c_double
     epoch = c_kernels.epoch_kernel()
-    assert list(epoch.argtypes) == [i] * 12 + [f] * 4 + [i] * 4
+    assert list(epoch.argtypes) == [i] * 12 + [f] * 5 + [i] * 4
     assert epoch.restype is i
     forward = c_kernels.forward_kernel()
     assert list(forward.argtypes) == [i] * 9 + [f] + [i] * 3

@@ -5,16 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy.special import expit, logsumexp, xlogy
 
 from fastnet import kernels
 from tests import naive
 from tests.conftest import assert_close, assert_twins_equal, numeric_vjp
 
 
-def run(kernel, z, t, w=None, variant=0):
+def run(kernel, z, t, w=None, variant=0, eps=0.0):
     w = np.empty(0, z.dtype) if w is None else w
     grad = np.full_like(z, np.nan)
-    loss = kernel[variant](z, t, w, grad)
+    loss = kernel[variant](z, t, w, grad, eps)
     return loss, grad
 
 
@@ -126,6 +127,75 @@ def test_stable_for_logits_of_1e4(name, dtype):
     np.testing.assert_allclose(grad, want_grad, atol=1e-7)
 
 
+LOG_LOSSES = [
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_dense",
+    "sigmoid_binary_cross_entropy",
+]
+
+
+def clipped_reference(name, z, t, w, eps, dtype):
+    """scikit-learn's clipped log-loss from float64 logits: the softmax's clip applied
+    to -log p (the same as clipping p); the sigmoid's p rounded to ``dtype`` first,
+    as scikit-learn's is (its 1 - p keeps only the digits p has)."""
+    n, k = z.shape
+    w = np.ones(n) if w is None else w
+    if name == "sigmoid_binary_cross_entropy":
+        p = np.clip(expit(z).astype(dtype).astype(np.float64), eps, 1 - eps)
+        per = -(xlogy(t, p) + xlogy(1 - t, 1 - p)).sum(1)
+    else:
+        t = np.eye(k)[t] if t.ndim == 1 else t
+        lo, hi = -np.log1p(-eps), -np.log(eps)
+        nlp = np.clip(logsumexp(z, axis=1, keepdims=True) - z, lo, hi)
+        per = np.where(t != 0, t * nlp, 0.0).sum(1)
+    return np.sum(w * per) / w.sum()
+
+
+@pytest.mark.parametrize("name", LOG_LOSSES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_clipped_loss_and_exact_gradient(name, weighted, dtype, rng):
+    z = (rng.standard_normal((60, 5)) * 8).astype(dtype)
+    # probabilities below eps and above 1 - eps (and, in float64, of exactly 0 and 1)
+    z[3:12] = rng.choice([-100.0, -60.0, 60.0, 100.0], (9, 5))
+    t = make_targets(name, rng, 60, 5, dtype)
+    w = rng.uniform(0.0, 3.0, 60).astype(dtype) if weighted else None
+    eps = float(np.finfo(dtype).eps)
+    kernel = getattr(kernels, name)
+    for variant in (0, 1):
+        loss, grad = run(kernel, z, t, w, variant, eps=eps)
+        exact, exact_grad = run(kernel, z, t, w, variant)
+        np.testing.assert_array_equal(grad, exact_grad)  # only the value is clipped
+        want = clipped_reference(name, f64(z), f64(t), None if w is None else f64(w),
+                                 eps, dtype)  # fmt: skip
+        assert loss == pytest.approx(want, rel=1e-9 if dtype == np.float64 else 1e-6)
+        assert loss < exact  # the hopeless rows count -log(eps) at most
+
+
+@pytest.mark.parametrize("name", LOG_LOSSES)
+def test_clipped_loss_is_scikit_learns(name, rng):
+    base = pytest.importorskip("sklearn.neural_network._base")
+    z = rng.standard_normal((50, 4)) * 3
+    z[:5] *= 1e3  # probabilities of exactly 0 and 1 in float64
+    t = make_targets(name, rng, 50, 4, np.float64)
+    w = rng.uniform(0.5, 2.0, 50)
+    loss, _ = run(getattr(kernels, name), z, t, w, eps=float(np.finfo(float).eps))
+    if name == "sigmoid_binary_cross_entropy":
+        want = base.binary_log_loss(t, expit(z), w)
+    else:
+        onehot = np.eye(4)[t] if t.ndim == 1 else t
+        want = base.log_loss(onehot, naive.softmax(z), w)
+    assert loss == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", LOG_LOSSES)
+def test_clipping_keeps_a_nan(name, rng):
+    z = rng.standard_normal((4, 3))
+    z[2, 1] = np.nan
+    t = make_targets(name, rng, 4, 3, np.float64)
+    loss, _ = run(getattr(kernels, name), z, t, eps=1e-3)
+    assert np.isnan(loss)
+
+
 def test_poisson_is_zero_at_the_mean(dtype):
     t = np.array([[0.0, 1.0, 3.5]], dtype)
     z = np.log(np.maximum(t, 1e-30)).astype(dtype)
@@ -156,7 +226,7 @@ def test_the_gradient_may_overwrite_the_logits(name, dtype, rng):
     for variant in (0, 1):
         want_loss, want_grad = run(getattr(kernels, name), z, t, w, variant)
         inplace = z.copy()
-        loss = getattr(kernels, name)[variant](inplace, t, w, inplace)
+        loss = getattr(kernels, name)[variant](inplace, t, w, inplace, 0.0)
         assert loss == want_loss
         np.testing.assert_array_equal(inplace, want_grad)
 

@@ -3,6 +3,7 @@ each case names the exception type and words its message must contain."""
 
 import numpy as np
 import pytest
+import sklearn.neural_network
 from sklearn.datasets import load_digits
 
 import fastnet as fn
@@ -246,10 +247,15 @@ def test_huge_finite_values_give_finite_output_or_a_clear_error():
         assert np.isfinite(reg.predict(X)).all()
 
 
-def test_mixed_type_labels():
-    labels = np.array(["a", 1, "b"] * 100, dtype=object)
-    with pytest.raises(ValueError, match="mixes string and number labels"):
+@pytest.mark.parametrize("other", [1, 2.5, None])
+def test_mixed_type_labels(other):
+    # a TypeError, as scikit-learn's (code catching it must catch ours), that
+    # names the types
+    labels = np.array(["a", other, "b"] * 100, dtype=object)
+    with pytest.raises(TypeError, match="mixes labels of types"):
         clf().fit(X, labels)
+    with pytest.raises(TypeError):
+        sklearn.neural_network.MLPClassifier(max_iter=1).fit(X, labels)
 
 
 def test_cli_bad_input_is_one_line(tmp_path, capsys):
