@@ -10,8 +10,8 @@ def run(args):
     from ... import model_files as io
 
     model, info = load_model(args.model)
-    _, meta = io.load_npz(args.model, "model file")
-    lines = _describe(model, info, meta.get("fastnet_version", "?"))
+    version = io.read_document(args.model).get("fastnet_version", "?")
+    lines = _describe(model, info, version)
     prep = model.preparation
     described = prep.describe()
     lines.append(
