@@ -3,14 +3,16 @@
 fastnet keeps its kernels' cache outside the installed package (``kernels/_cache.py``
 gives each dispatcher a cache of its own: Numba's ``_CacheLocator`` and
 ``_SourceFileBackedLocatorMixin``, a dispatcher's ``_cache`` and a ``cfunc``'s
-``_pyfunc``), compiles C-callable kernels with Numba's ``CFunc`` class
-(``numba.core.ccallback``) and recognises its own dispatchers
-(``numba.core.registry.CPUDispatcher``). The native cache (``fastnet._runtime``)
-writes a fresh ``cfunc``'s object code (its ``_library._compiled_object`` and
-``_wrapper_name``) and loads it later without importing Numba: it reads Numba's
-version file (``_version.py``), loads Numba's two extension modules ``_helperlib``
-and ``_nrt_python`` as plain files for the helpers (``c_helpers``) that the code
-calls, and asks ``numba.misc.appdirs`` for the per-user cache folder.
+``_pyfunc``; its ``FunctionCache`` reads and writes the files itself, with Numba's
+``_index_key`` and its pickler ``numba.core.serialize.dumps``), compiles C-callable
+kernels with Numba's ``CFunc`` class (``numba.core.ccallback``) and recognises its
+own dispatchers (``numba.core.registry.CPUDispatcher``). The native cache
+(``fastnet._runtime``) writes a fresh ``cfunc``'s object code (its
+``_library._compiled_object`` and ``_wrapper_name``, whose form
+:func:`wraps_kernel` knows) and loads it later without importing Numba: it reads
+Numba's version file (``_version.py``), loads Numba's two extension modules
+``_helperlib`` and ``_nrt_python`` as plain files for the helpers (``c_helpers``)
+that the code calls, and asks ``numba.misc.appdirs`` for the per-user cache folder.
 
 Private names change between releases without a deprecation, so they are reached
 here and nowhere else (a test checks), and checked: at import, without importing
@@ -133,14 +135,36 @@ def object_code(compiled):
     return symbol, bytes(obj)
 
 
+def wraps_kernel(symbol, name):
+    """Whether ``symbol`` is the name Numba gives the C wrapper of a ``cfunc`` whose
+    function fastnet named ``name`` (``kernels/_config.py`` names each copy
+    ``name__<tag>``): ``cfunc.`` and the Itanium-mangled qualified name, each part
+    after ``_ZN`` prefixed by its length, the function's last."""
+    prefix = "cfunc._ZN"
+    if not symbol.startswith(prefix):
+        return False
+    at, last = len(prefix), ""
+    while match := re.match(r"[1-9]\d*", symbol[at:]):
+        at += match.end()
+        last = symbol[at : at + int(match[0])]
+        at += int(match[0])
+    return re.fullmatch(re.escape(name) + r"__[0-9a-f]+", last) is not None
+
+
 # -- with Numba ------------------------------------------------------------------------
-#: the classes fastnet uses, by module, with the methods it relies on
+#: the classes fastnet uses, by module, with the methods it relies on (the cache's
+#: as in Numba 0.68.1: ``kernels/_cache.py`` overrides ``load_overload``,
+#: ``save_overload`` and ``flush``)
 _CLASSES = {
     "numba.core.caching": {
-        "_CacheLocator": ("get_cache_path", "get_suitable_cache_subpath"),
+        "_CacheLocator": (
+            "get_cache_path",
+            "get_suitable_cache_subpath",
+            "ensure_cache_path",
+        ),
         "_SourceFileBackedLocatorMixin": ("get_source_stamp",),
-        "CompileResultCacheImpl": (),
-        "FunctionCache": (),
+        "CompileResultCacheImpl": ("reduce", "rebuild", "check_cachable"),
+        "FunctionCache": ("load_overload", "save_overload", "flush", "_index_key"),
     },
     "numba.core.ccallback": {"CFunc": ("compile",)},
     "numba.core.registry": {"CPUDispatcher": ()},
@@ -151,8 +175,9 @@ _CLASSES = {
 def numba_side():
     """Numba's classes that fastnet builds on (imports Numba), checked: a
     namespace of ``CacheLocator``, ``SourceFileBackedLocatorMixin``,
-    ``CompileResultCacheImpl``, ``FunctionCache``, ``CFunc`` and ``Dispatcher``;
-    :func:`unsupported`'s ImportError where one is missing or changed."""
+    ``CompileResultCacheImpl``, ``FunctionCache``, ``CFunc`` and ``Dispatcher``,
+    and ``dumps`` (Numba's pickler for its cache files); :func:`unsupported`'s
+    ImportError where one is missing or changed."""
     found = {}
     for module_name, classes in _CLASSES.items():
         try:
@@ -171,6 +196,10 @@ def numba_side():
     if params != ("pyfunc", "sig", "locals", "options"):
         raise unsupported(f"has CFunc({', '.join(params)}, ...)")
     found["Dispatcher"] = found.pop("CPUDispatcher")
+    serialize = importlib.import_module("numba.core.serialize")
+    found["dumps"] = getattr(serialize, "dumps", None)
+    if not callable(found["dumps"]):
+        raise unsupported("has no numba.core.serialize.dumps")
     return types.SimpleNamespace(**found)
 
 

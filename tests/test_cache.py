@@ -115,3 +115,87 @@ def test_a_changed_kernel_source_anywhere_gets_a_new_cache_folder(tmp_path):
         _cache.SOURCE_HASH
         in fastnet.kernels.mlp_epoch._cache._impl.locator.get_cache_path()
     )
+
+
+# -- the cache's files: records (kernels/_paths.py) ------------------------------------
+def test_a_record_reads_back_what_was_written_and_names_itself(tmp_path):
+    from fastnet.kernels import _paths
+
+    path = tmp_path / "kernel.nbi"
+    assert _paths.read_record(path) is None  # no file: a plain miss
+    _paths.write_record(path, ["numba-index", "abc", "kernel.nbi"], b"body\n\0")
+    assert _paths.read_record(path) == (
+        ["numba-index", "abc", "kernel.nbi"],
+        b"body\n\0",
+    )
+    with pytest.raises(ValueError, match="printable ASCII words"):
+        _paths.write_record(path, ["two words"], b"")
+    assert os.listdir(tmp_path) == ["kernel.nbi"]
+
+
+def test_a_record_that_is_not_a_whole_regular_file_is_damaged(tmp_path, monkeypatch):
+    from fastnet.kernels import _paths
+
+    good = tmp_path / "good"
+    _paths.write_record(good, ["data", "good"], bytes(range(256)) * 4)
+    data = good.read_bytes()
+    bad = {
+        "truncated": data[: len(data) // 2],
+        "flipped": data[:-1] + bytes([data[-1] ^ 1]),
+        "zeros": bytes(len(data)),
+        "empty": b"",
+        "no header": b"\xff" * 10,
+    }
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "dev-zero").symlink_to("/dev/zero")
+    (tmp_path / "link").symlink_to(good)  # a link even to a good record
+    os.mkfifo(tmp_path / "fifo")  # refused, not waited on
+    for name in [*bad, "folder", "dev-zero", "link", "fifo"]:
+        with pytest.raises(_paths.Damaged):
+            _paths.read_record(tmp_path / name)
+    monkeypatch.setattr(_paths, "MAX_BYTES", len(data) - 1)
+    with pytest.raises(_paths.Damaged, match="larger than"):
+        _paths.read_record(good)
+
+
+def test_a_record_replaces_a_folder_or_link_and_leaves_no_temporary_file(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    from fastnet.kernels import _paths
+
+    target = tmp_path / "target"
+    target.write_bytes(b"kept")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(target)
+    for name in ("folder", "link"):
+        _paths.write_record(tmp_path / name, ["x"], b"new")
+        assert _paths.read_record(tmp_path / name) == (["x"], b"new")
+    assert target.read_bytes() == b"kept"  # the link was replaced, not followed
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        _paths.write_record(tmp_path / "folder", ["x"], b"newer")
+    monkeypatch.undo()
+    assert _paths.read_record(tmp_path / "folder") == (["x"], b"new")
+    assert sorted(os.listdir(tmp_path)) == ["folder", "link", "target"]
+
+
+def test_an_object_symbol_must_be_numbas_wrapper_of_the_kernel_asked_for():
+    from fastnet.kernels._numba_internals import wraps_kernel
+
+    symbol = (
+        "cfunc._ZN7fastnet7kernels10mlp_cfuncs33c_relu_bias_act_float64__b45ad759"
+        "B2v1B114c8tJTIeFIjxB2IKSgI4CrvSCKg1MMbCQQPKkLTj8gEEF9aYtuj_2br1fOE10float64"
+    )
+    assert wraps_kernel(symbol, "c_relu_bias_act_float64")
+    for name in ("c_identity_bias_act_float64", "relu_bias_act_float64", "c_relu"):
+        assert not wraps_kernel(symbol, name)
+    assert not wraps_kernel(symbol[:60], "c_relu_bias_act_float64")
+    assert not wraps_kernel("c_relu_bias_act_float64", "c_relu_bias_act_float64")

@@ -19,16 +19,22 @@ leaves undefined is resolved, or the object is not used: MCJIT aborts the proces
 on an unresolved symbol.
 
 Files are keyed by the kernels' source hash, Numba's and llvmlite's versions, and
-this CPU's name and features (and Numba's settings that change code), and are
-written atomically (a temporary file, then a rename), so processes sharing the
-folder stay safe. Not thread-safe: ``fastnet._runtime.addresses`` holds a lock.
+this CPU's name and features (and Numba's settings that change code). Each is a
+record (``kernels/_paths.py``, written atomically) that proves what it is: its
+fields are the symbol, the digest of the object code, the kernel's name, the source
+hash and the machine key, and a digest binds them to the code. The loader checks
+every field against the kernel it asked for, and that the symbol is Numba's wrapper
+of that kernel and defined in the object: a file copied from another kernel (whose
+code would silently compute another function, or crash on other arguments), a
+damaged one, or anything not a regular file is a miss, compiled again and
+rewritten, with one warning per process. Not thread-safe:
+``fastnet._runtime.addresses`` holds a lock.
 """
 
 import ctypes
 import hashlib
 import os
 import struct
-import threading
 
 from ..kernels import _numba_internals, _paths
 
@@ -61,9 +67,9 @@ class ObjectFolder:
         self.llvm = llvm
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        machine = machine_key(llvm, llvmlite.__version__)
+        self.machine = machine_key(llvm, llvmlite.__version__)
         self.folder = os.path.join(
-            _paths.cache_dir(), _paths.SOURCE_HASH, f"native-{machine}"
+            _paths.cache_dir(), _paths.SOURCE_HASH, f"native-{self.machine}"
         )
         self.symbols = {}
         self.engine = None
@@ -85,19 +91,38 @@ class ObjectFolder:
     def path(self, name):
         return os.path.join(self.folder, name + ".o")
 
+    def _fields(self, name, symbol, obj):
+        """A record's fields for ``name``'s object code ``obj`` defining ``symbol``."""
+        digest = hashlib.sha256(obj).hexdigest()
+        return [symbol, digest, name, _paths.SOURCE_HASH, self.machine]
+
+    def _read(self, name):
+        """``(symbol, object code)`` of ``name``'s file, every field checked; None
+        where there is no file; :class:`~fastnet.kernels._paths.Damaged` where it
+        is not ``name``'s object for this source and machine."""
+        found = _paths.read_record(self.path(name))
+        if found is None:
+            return None
+        fields, obj = found
+        symbol = fields[0]
+        if fields != self._fields(name, symbol, obj):
+            raise _paths.Damaged(f"{self.path(name)}: not this kernel's record")
+        if not defines_kernel(obj, symbol, name):
+            raise _paths.Damaged(f"{self.path(name)}: not this kernel's code")
+        return symbol, obj
+
     def load(self, name):
         """The address of the C kernel ``name`` from its object file, or None."""
         try:
-            with open(self.path(name), "rb") as f:
-                data = f.read()
-            header, _, obj = data.partition(b"\n")
-            symbol, digest = header.decode().split(" ")
-            if hashlib.sha256(obj).hexdigest() != digest:
-                raise ValueError("damaged")  # LLVM's object reader trusts its input
-            needed = undefined_symbols(obj)
-        except (OSError, ValueError, struct.error):
+            found = self._read(name)
+            needed = undefined_symbols(found[1]) if found else ()
+        except ValueError as exc:  # (Damaged too)
+            _paths.warn_damaged(exc)
+            found = None
+        if found is None:
             self.refresh.add(name)
             return None
+        symbol, obj = found
         addresses = {}
         for needed_name in needed:
             address = self._resolve(needed_name)
@@ -117,42 +142,58 @@ class ObjectFolder:
 
     def save(self, name, symbol, obj):
         """Write ``obj`` (the object code defining ``symbol``) as ``name``'s file,
-        atomically; a folder that cannot be written is left alone (Numba's cache
-        warns about it)."""
+        atomically. An object this folder could not load back is not written; a
+        folder that cannot be written (a full disk) gives one warning per process."""
         try:
-            undefined_symbols(obj)  # an object this folder can read back
+            if not defines_kernel(obj, symbol, name):
+                return
+        except ValueError:
+            return
+        try:
             os.makedirs(self.folder, exist_ok=True)
-            path = self.path(name)
-            temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            header = f"{symbol} {hashlib.sha256(obj).hexdigest()}\n"
-            with open(temporary, "wb") as f:
-                f.write(header.encode() + obj)
-            os.replace(temporary, path)
-        except (OSError, ValueError, struct.error):
-            pass
+            _paths.write_record(self.path(name), self._fields(name, symbol, obj), obj)
+        except OSError as exc:
+            _paths.warn_unwritable(exc)
 
 
 def undefined_symbols(obj):
     """The names of the symbols the ELF 64-bit little-endian object ``obj``
     references but does not define; a ``ValueError`` for anything else."""
+    return [name for name, defined in _symbols(obj) if not defined]
+
+
+def defines_kernel(obj, symbol, name):
+    """Whether the ELF object ``obj`` defines ``symbol``, and ``symbol`` is Numba's
+    C wrapper of the kernel ``name``; a ``ValueError`` for anything not an ELF64
+    little-endian object."""
+    defined = {found for found, is_defined in _symbols(obj) if is_defined}
+    return symbol in defined and _numba_internals.wraps_kernel(symbol, name)
+
+
+def _symbols(obj):
+    """``(name, defined)`` of each named symbol of the ELF 64-bit little-endian
+    object ``obj``; a ``ValueError`` for anything else."""
     if len(obj) < 64 or obj[:4] != b"\x7fELF" or obj[4] != 2 or obj[5] != 1:
         raise ValueError("not an ELF64 little-endian object")
-    (shoff,) = struct.unpack_from("<Q", obj, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
-    sections = [
-        struct.unpack_from("<IIQQQQIIQQ", obj, shoff + i * shentsize)
-        for i in range(shnum)
-    ]
-    names = []
-    for _, kind, _, _, offset, size, link, _, _, entsize in sections:
-        if kind != 2:  # SHT_SYMTAB
-            continue
-        strings = sections[link][4]
-        for j in range(1, size // entsize):
-            at, _, _, shndx, _, _ = struct.unpack_from(
-                "<IBBHQQ", obj, offset + j * entsize
-            )
-            if shndx == 0 and at:  # SHN_UNDEF, named
-                end = obj.index(b"\0", strings + at)
-                names.append(obj[strings + at : end].decode())
-    return names
+    try:
+        (shoff,) = struct.unpack_from("<Q", obj, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+        sections = [
+            struct.unpack_from("<IIQQQQIIQQ", obj, shoff + i * shentsize)
+            for i in range(shnum)
+        ]
+        found = []
+        for _, kind, _, _, offset, size, link, _, _, entsize in sections:
+            if kind != 2:  # SHT_SYMTAB
+                continue
+            strings = sections[link][4]
+            for j in range(1, size // entsize):
+                at, _, _, shndx, _, _ = struct.unpack_from(
+                    "<IBBHQQ", obj, offset + j * entsize
+                )
+                if at:  # named; SHN_UNDEF (0): referenced, not defined
+                    end = obj.index(b"\0", strings + at)
+                    found.append((obj[strings + at : end].decode(), shndx != 0))
+    except (struct.error, IndexError, ZeroDivisionError) as exc:
+        raise ValueError(f"not a readable ELF64 object ({exc})") from None
+    return found
