@@ -4,6 +4,7 @@ errors as one line, checkpoints and resume."""
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -593,6 +594,48 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path, capsys, monkeypatch):
     assert code == 2 and "has trained 12 epochs already" in err
 
 
+def test_resume_from_the_last_checkpoint_of_a_stopped_run(
+    tmp_path, capsys, monkeypatch
+):
+    # the run stops by the tol / n_iter_no_change rule; a kill after its last
+    # checkpoint and before the model's save resumes to the same model, no epoch more
+    base = ["--hidden", "16", "--lr", "0.03", "--epochs", "300"]
+    saves = {"n": 0}
+    real_save = checkpoint.save_checkpoint
+
+    def counting(model, path, info, sample_order):
+        real_save(model, path, info, sample_order)
+        saves["n"] += 1
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", counting)
+    train(capsys, *base, "--checkpoint", tmp_path / "a.npz", "--out", tmp_path / "a")
+    straight = fn.load(tmp_path / "a").estimator
+    assert straight.n_iter_ == saves["n"] < 300  # it stopped, one save an epoch
+    last = saves["n"]
+
+    def dies_after_the_last(model, path, info, sample_order):
+        real_save(model, path, info, sample_order)
+        saves["n"] += 1
+        if saves["n"] == 2 * last:
+            raise SystemError("killed")  # after the last save, before the model's
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", dies_after_the_last)
+    ckpt = tmp_path / "b.npz"
+    code, _, err = run(["train", *base, "--checkpoint", ckpt, "--out", tmp_path / "x"],
+                       capsys)  # fmt: skip
+    assert code != 0 and "killed" in err
+    monkeypatch.setattr(checkpoint, "save_checkpoint", real_save)
+    code, _, err = run(["train", "--checkpoint", ckpt, "--resume", "--out",
+                        tmp_path / "resumed"], capsys)  # fmt: skip
+    assert code == 0, err
+    resumed = fn.load(tmp_path / "resumed").estimator
+    assert resumed.n_iter_ == straight.n_iter_
+    assert resumed.loss_curve_ == straight.loss_curve_
+    for p, q in zip(straight.coefs_ + straight.intercepts_,
+                    resumed.coefs_ + resumed.intercepts_, strict=True):  # fmt: skip
+        np.testing.assert_array_equal(p, q)
+
+
 def test_diverging_training_is_a_one_line_error(tmp_path, capsys):
     X, y = load_diabetes(return_X_y=True)
     np.savez(tmp_path / "d.npz", X=X * 1e6, y=y)
@@ -666,8 +709,6 @@ def test_ctrl_c_keeps_the_old_model_and_says_where_the_checkpoint_is(
 
 
 def test_checkpoints_go_through_callbacks_that_leave_no_trace(tmp_path, capsys):
-    from fastnet._runtime.atomic import load_npz
-
     f = iris()
     f.to_csv(tmp_path / "i.csv", index=False)
     ckpt, model = tmp_path / "c.npz", tmp_path / "m.npz"
@@ -678,7 +719,9 @@ def test_checkpoints_go_through_callbacks_that_leave_no_trace(tmp_path, capsys):
         assert fn.load(path).estimator.get_params()["callbacks"] is None
     # the optimizer's state in the codec every fastnet checkpoint uses, and the
     # order of the last epoch's rows
-    arrays, meta = load_npz(ckpt, "checkpoint")
+    with np.load(ckpt, allow_pickle=False) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
     assert any(k.startswith("opt/") for k in arrays)
     assert sorted(arrays["sample_order"]) == list(range(len(arrays["sample_order"])))
     assert meta["checkpoint"]["n_iter"] == 2

@@ -24,6 +24,7 @@ LAYERS = {
     "dask": 4,
     "tabular": 5,
     "model_files": 6,
+    "model_format": 6,
     "_bench": 6,
     "tabular.cli": 7,
     "tabular.commands": 7,

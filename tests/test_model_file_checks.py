@@ -20,6 +20,7 @@ from sklearn.datasets import load_diabetes, load_digits
 
 import fastnet as fn
 from fastnet.tabular import cli
+from tests import train_script
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -367,9 +368,9 @@ def test_a_hostile_size_allocates_nothing(case, saved, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def with_2gib_junk(saved, tmp_path_factory):
-    """The classifier's file plus an unused 2 GiB member of zeros, deflated: a file
-    of about 2 MB (the stream is one block of 16 MiB repeated, each ending in a
+def junk():
+    """An entry for :func:`_write_zip`: an unused 2 GiB member of zeros, deflated
+    to about 2 MB (the stream is one block of 16 MiB repeated, each ending in a
     full flush, so that no two depend on each other)."""
     block = bytes(16 * 2**20)
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
@@ -377,8 +378,13 @@ def with_2gib_junk(saved, tmp_path_factory):
     crc = 0
     for _ in range(128):
         crc = zlib.crc32(block, crc)
+    return ("junk.npy", stream, zipfile.ZIP_DEFLATED, 2**31, crc)
+
+
+@pytest.fixture(scope="module")
+def with_2gib_junk(saved, junk, tmp_path_factory):
+    """The classifier's file plus the unused 2 GiB member of :func:`junk`."""
     path = tmp_path_factory.mktemp("junk") / "m.npz"
-    junk = ("junk.npy", stream, zipfile.ZIP_DEFLATED, 2**31, crc)
     _write_zip(path, [*_entries(saved / "classifier.npz"), junk])
     return path
 
@@ -420,3 +426,127 @@ def test_compressed_and_fortran_ordered_files_still_load(model, saved, tmp_path)
     W = back.modules[0].params["W"] if model == "sequential" else back.coefs_[0]
     np.testing.assert_array_equal(W, arrays[key])
     assert W.flags.c_contiguous
+
+
+def test_every_kind_the_format_holds_has_a_builder():
+    from fastnet import model_files
+
+    assert set(model_files.BUILDERS) == set(model_files.KINDS)
+
+
+# -- checkpoints: read as model files are -------------------------------------------
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A ``Trainer``'s checkpoint after 2 epochs, and the command's (digits, 2
+    epochs)."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    train_script.make_trainer(folder / "trainer.npz", epochs=2).fit(
+        *train_script.data()
+    )
+    args = ["train", "--epochs", "2", "--hidden", "8", "--out", str(folder / "m.npz")]
+    assert cli.main([*args, "--checkpoint", str(folder / "command.npz")]) == 0
+    return folder
+
+
+def _resume_trainer(path):
+    """Resume the ``Trainer`` fit of ``path``, already at its last epoch: only the
+    checkpoint's load runs."""
+    trainer = train_script.make_trainer(path, epochs=2)
+    return trainer.fit(*train_script.data(), resume=True)
+
+
+def _resume_command(path):
+    """``fastnet train --resume`` from ``path`` for one more epoch: the exit code."""
+    return cli.main(["train", "--checkpoint", str(path), "--resume", "--epochs", "3"])
+
+
+@pytest.mark.parametrize(
+    "name,resume", [("trainer", _resume_trainer), ("command", _resume_command)]
+)
+def test_a_checkpoint_s_unused_2gib_member_is_never_read(
+    name, resume, checkpoints, junk, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # the command writes its model file here
+    path = tmp_path / "c.npz"
+    _write_zip(path, [*_entries(checkpoints / f"{name}.npz"), junk])
+    assert path.stat().st_size < 3 * 2**20
+    result, peak = _peak(resume, path)
+    assert not isinstance(result, Exception) and peak < PEAK, (result, peak)
+    assert result == 0 if name == "command" else len(result.loss) == 2
+
+
+def _slot_lies(entries, meta):
+    """The first Linear's Adam moment ``m`` declared 100000 x 100000 in its .npy
+    header, its member holding 320 bytes."""
+    return _replace(entries, "opt/0.W/m.npy", _npy((100000, 100000), data=bytes(320)))
+
+
+def _weights_lie(entries, meta):
+    """The first Linear's weights declared as their own shape, holding 8 bytes."""
+    return _replace(entries, "param/0.W.npy", _npy((64, 32), "<f4", bytes(8)))
+
+
+def _directory_lies(entries, meta):
+    """The moment ``m`` a deflated .npy header alone (of the right shape and dtype),
+    its directory entry declaring the whole array."""
+    head = _npy((2048,), "<f4")
+    deflated = zlib.compress(head, wbits=-15)
+    return _replace(entries, "opt/0.W/m.npy", deflated, head, len(head) + 2048 * 4)
+
+
+def _slot_missing(entries, meta):
+    return [e for e in entries if e[0] != "opt/0.W/v.npy"]
+
+
+def _meta_malformed(entries, meta):
+    meta["history"] = {"no such field": 1}
+    return _meta_text(json.dumps(meta))(entries, meta)
+
+
+CHECKPOINT_CASES = {
+    "slot-header-100000x100000": (
+        _slot_lies,
+        r"array 'opt/0\.W/m' declares shape \(100000, 100000\) of float64, but its "
+        "member holds 320 bytes of data",
+    ),
+    "weights-header-8-bytes": (
+        _weights_lie,
+        r"array 'param/0\.W' declares shape \(64, 32\) of float32, but its member "
+        "holds 8 bytes",
+    ),
+    "slot-directory-whole": (
+        _directory_lies,
+        r"array 'opt/0\.W/m' is (not a readable \.npy|truncated or corrupt)",
+    ),
+    "slot-missing": (
+        _slot_missing,
+        r"does not match this model \(optimizer state 'opt/0\.W/v': \d+ of float",
+    ),
+    "meta-malformed": (_meta_malformed, "missing or malformed field"),
+}
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_CASES)
+def test_a_damaged_trainer_checkpoint_is_a_value_error(case, checkpoints, tmp_path):
+    craft, words = CHECKPOINT_CASES[case]
+    path = tmp_path / "c.npz"
+    _raw(craft)(shutil.copy(checkpoints / "trainer.npz", path))
+    error, peak = _peak(_resume_trainer, path)
+    assert isinstance(error, ValueError) and peak < PEAK, (error, peak)
+    assert re.search(words, str(error)) and str(path) in str(error), error
+
+
+@pytest.mark.parametrize("case", ["slot-header-100000x100000", "slot-missing"])
+def test_resuming_a_damaged_checkpoint_says_so_in_one_line(
+    case, checkpoints, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # short paths: the line keeps the words whole
+    craft, words = CHECKPOINT_CASES[case]
+    _raw(craft)(shutil.copy(checkpoints / "command.npz", tmp_path / "c.npz"))
+    code, peak = _peak(_resume_command, "c.npz")
+    err = capsys.readouterr().err
+    assert code == 2 and peak < PEAK, (err, peak)
+    # the last line: the fit's progress bar may come before it
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fastnet: error: checkpoint 'c.npz'"), err
+    assert "Traceback" not in err and re.search(words, last), err

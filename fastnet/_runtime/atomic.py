@@ -1,10 +1,10 @@
-"""Atomic ``.npz`` files: written to a temporary file beside the target, renamed."""
+"""Atomic ``.npz`` files: written to a temporary file beside the target, renamed.
+They are read through :mod:`.archive`, which reads only the members named."""
 
 import contextlib
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -53,33 +53,3 @@ def is_npz(path):
     """Whether the file at ``path`` starts as every ``.npz`` (a zip archive) does."""
     with open(path, "rb") as f:
         return f.read(4) == b"PK\x03\x04"
-
-
-def load_npz(path, what="file"):
-    """``(arrays, meta)`` from a file written by :func:`save_npz`; never unpickles.
-
-    Raises ``ValueError`` naming the problem for a missing, truncated, corrupt or
-    foreign file.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"{what} {path!r} does not exist")
-    if not is_npz(path):
-        raise ValueError(
-            f"{what} {path!r} is not an .npz file: truncated, corrupt or of "
-            "another format"
-        )
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise ValueError(f"{what} {path!r} is truncated or corrupt: {exc}") from exc
-    except ValueError as exc:  # object arrays need pickle; np.load refuses them
-        raise ValueError(f"{what} {path!r} cannot be read safely: {exc}") from exc
-    meta = arrays.pop("__meta__", None)
-    if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
-        raise ValueError(f"{what} {path!r} is not a fastnet file (no metadata)")
-    try:
-        return arrays, json.loads(str(meta))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} {path!r} has corrupt metadata: {exc}") from exc

@@ -86,14 +86,23 @@ def _ensure_optimizer(est, incremental):
         )
 
 
+def legacy_parameter_names(n_layers):
+    """fastnet 0.1.0's names of the optimizer's state, ``(W name, b name)`` of each
+    layer (``W0``, ``b0``), as pickles and checkpoints made then hold it; the fit
+    renames them to today's (:func:`~fastnet.training.loop.parameter_names`)."""
+    return [(f"W{i}", f"b{i}") for i in range(n_layers)]
+
+
 def _rename_legacy_state(optimizer, n_layers):
     """Optimizer state under fastnet 0.1.0's parameter names (``W0``, ``b0``: in
     pickles and checkpoints made then) moved to today's (``0.W``, ``0.b``)."""
     state = getattr(optimizer, "state", None)
     if not state:
         return
-    for i, (w_name, b_name) in enumerate(parameter_names(n_layers)):
-        for old, new in ((f"W{i}", w_name), (f"b{i}", b_name)):
+    for names, olds in zip(
+        parameter_names(n_layers), legacy_parameter_names(n_layers), strict=True
+    ):
+        for old, new in zip(olds, names, strict=True):
             if old in state and new not in state:
                 state[new] = state.pop(old)
 
@@ -186,6 +195,9 @@ def _epochs(est, run, n_samples, val, incremental, callbacks, state):
     # finite (with it, the best ones are restored instead)
     weights = [*est.coefs_, *est.intercepts_]
     finite = None if est.early_stopping else LastFinite(weights)
+    if _stopped_before(est):
+        state.stop_reason = "no improvement"
+        return
     for _ in range(est.n_iter_, est.max_iter):
         if est.shuffle:
             state.sample_order = shuffled(state.sample_order, est._random_state)
@@ -228,6 +240,16 @@ def _epochs(est, run, n_samples, val, incremental, callbacks, state):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+
+def _stopped_before(est):
+    """Whether a resumed fit (``n_iter_`` set by a checkpoint; every other fit
+    starts at 0) resumes from the epoch that stopped it: checkpoints are written
+    after the stopping rule's check, and a count above ``n_iter_no_change`` is left
+    only where the rule stopped the fit (it resets the count otherwise). Such a fit
+    trains no epoch more. (A warm start after a stop is not this: it starts at 0
+    and, as scikit-learn's, trains an epoch before it checks again.)"""
+    return est.n_iter_ > 0 and est._no_improvement_count > est.n_iter_no_change
 
 
 def _stopping(est):

@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 from sklearn.metrics import accuracy_score, r2_score
 
-from .._runtime.atomic import load_npz, save_npz
+from .._runtime.archive import open_archive
+from .._runtime.atomic import save_npz
 from .._runtime.checks import check_positive_int
 from ..nn import losses as L
 from .checkpoint import optimizer_arrays, restore_optimizer
@@ -454,23 +455,36 @@ class Checkpoint(Callback):
 
     def load(self, owner, state):
         """Put the saved state back into the fit: weights, record, optimizer,
-        generators, History, and ``state.epoch`` after the epoch saved."""
-        arrays, meta = load_npz(self.path, "checkpoint")
-        self._check_meta(meta)
+        generators, History, and ``state.epoch`` after the epoch saved.
+
+        The file is read as a model file is (:mod:`fastnet._runtime.archive`): only
+        the members this fit names, each checked against the array it goes into
+        before it is read. A damaged or hostile file is a ``ValueError``."""
+        with open_archive(self.path, "checkpoint") as archive:
+            meta = archive.document()
+            self._check_meta(meta)
+            try:
+                self._restore(owner, state, archive, meta)
+            except (KeyError, TypeError, AttributeError, IndexError) as exc:
+                raise archive.bad(f"missing or malformed field ({exc})") from exc
+
+    def _restore(self, owner, state, archive, meta):
         tracker = state.extra["early_stopping"]
         for prefix, target in (
             ("param/", owner.model.params),
             ("best/", tracker.best_params),
         ):
             for k, v in target.items():
-                saved = arrays.get(prefix + k)
-                if saved is None or saved.shape != v.shape:
+                key = prefix + k
+                if key not in archive or archive.header(key) != (v.shape, v.dtype):
                     raise ValueError(
                         f"checkpoint {self.path!r} does not match this model "
                         f"(parameter {k!r})"
                     )
-                np.copyto(v, saved)
-        restore_optimizer(owner.optimizer, arrays, meta["optimizer"])
+                np.copyto(v, archive.array(key))
+        restore_optimizer(
+            owner.optimizer, archive, meta["optimizer"], owner.model.params
+        )
         state.extra["rng"].bit_generator.state = meta["rng"]
         rngs = module_rngs(owner.model)
         if len(rngs) != len(meta["module_rngs"]):
@@ -485,7 +499,7 @@ class Checkpoint(Callback):
         state.epoch = int(meta["epoch"]) + 1
 
     def _check_meta(self, meta):
-        if meta.get("kind") != "fastnet-checkpoint":
+        if not isinstance(meta, dict) or meta.get("kind") != "fastnet-checkpoint":
             raise ValueError(f"{self.path!r} is not a fastnet training checkpoint")
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(

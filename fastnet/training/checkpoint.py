@@ -23,12 +23,28 @@ def optimizer_arrays(optimizer):
     return arrays, state
 
 
-def restore_optimizer(optimizer, arrays, numbers):
+def restore_optimizer(optimizer, archive, numbers, params):
     """Load into ``optimizer`` the state that :func:`optimizer_arrays` gave as
-    ``arrays`` (other keys are ignored) and ``numbers``."""
+    arrays, read from ``archive`` (a :class:`fastnet._runtime.archive.Archive`), and
+    ``numbers``.
+
+    ``params`` (name -> array): the parameters the optimizer updates. Only their
+    members are read, ``opt/{name}/{slot}`` for each of ``optimizer.slots``, and
+    each only once its header says it is the parameter's size and dtype (flat, as
+    the optimizer keeps it): a file cannot make this allocate more than the model
+    holds. A parameter without state (never stepped) is left without; one with some
+    of its slots but not all is a ValueError.
+    """
     slots = {}
-    for key, a in arrays.items():
-        if key.startswith(PREFIX):
-            name, slot = key[len(PREFIX) :].rsplit("/", 1)
-            slots.setdefault(name, {})[slot] = a
+    for name, p in params.items():
+        keys = {slot: f"{PREFIX}{name}/{slot}" for slot in optimizer.slots}
+        if not any(key in archive for key in keys.values()):
+            continue
+        for key in keys.values():
+            if key not in archive or archive.header(key) != ((p.size,), p.dtype):
+                raise ValueError(
+                    f"{archive.what} {archive.path!r} does not match this model "
+                    f"(optimizer state {key!r}: {p.size} of {p.dtype} expected)"
+                )
+        slots[name] = {slot: archive.array(key) for slot, key in keys.items()}
     optimizer.load_state_dict({**numbers, "slots": slots})
