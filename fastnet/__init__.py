@@ -36,6 +36,7 @@ _LAZY = {
     "TabularModel": "tabular.prepare",
     "History": "training.trainer",
     "Trainer": "training.trainer",
+    "to_onnx": "onnx",
 }
 #: where the activation modules' names are found (its registry, ``MODULES``)
 _ACTIVATIONS = "nn.activations"

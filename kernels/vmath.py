@@ -240,3 +240,6 @@ _ERFCX_CHEB = (
     -4.060361745793277e-12,
     -3.8669659014145146e-14,
 )
+#: :func:`erfc_f64`'s series, ``(zmax, u_scale, u_shift, chebyshev coefficients)``,
+#: for the same evaluation elsewhere (``fastnet.onnx`` builds it from ONNX nodes)
+ERFC_SERIES = (_ERFC_ZMAX, _ERFC_U_SCALE, _ERFC_U_SHIFT, _ERFCX_CHEB)

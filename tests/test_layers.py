@@ -25,6 +25,8 @@ LAYERS = {
     "tabular": 5,
     "model_files": 6,
     "model_format": 6,
+    "onnx": 6,
+    "onnx_tabular": 6,
     "_bench": 6,
     "tabular.cli": 7,
     "tabular.commands": 7,

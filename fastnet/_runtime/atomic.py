@@ -10,12 +10,23 @@ import numpy as np
 
 
 def save_npz(path, arrays, meta):
-    """Write ``arrays`` (name -> ndarray) and JSON-able ``meta`` to ``path`` atomically.
+    """Write ``arrays`` (name -> ndarray) and JSON-able ``meta`` to ``path`` atomically
+    (:func:`write_atomic`)."""
+    write_atomic(path, lambda f: np.savez(f, __meta__=np.array(json.dumps(meta)),
+                                          **arrays))  # fmt: skip
+
+
+def write_atomic(path, write):
+    """Write a file at ``path`` atomically: ``write(f)`` writes it (or ``write`` is
+    its bytes).
 
     A crash or kill at any moment leaves either the old file or the new one, never a
     partial file: the data is written and fsynced to a temporary file in the same
     directory and then renamed over ``path`` (``os.replace`` is atomic on POSIX).
     """
+    if isinstance(write, bytes):
+        data = write
+        write = lambda f: f.write(data)  # noqa: E731
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastnet-", suffix=".tmp")
@@ -24,7 +35,7 @@ def save_npz(path, arrays, meta):
         # would give it (an existing file's, else 0666 less the umask)
         os.chmod(tmp, _file_mode(path))
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
