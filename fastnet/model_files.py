@@ -37,6 +37,7 @@ from .model_format import (
     open_model_file,
     read_document,
     read_metadata,
+    target_standardisation,
     unfitted,
 )
 from .nn import Linear
@@ -147,7 +148,10 @@ def _tabular_state(model):
     arrays, meta = _estimator_state(model.estimator)
     prep_arrays, prep = model.preparation.state()
     arrays.update({f"prep/{k}": a for k, a in prep_arrays.items()})
-    prep.update(target=model.target, shift=model.shift, scale=model.scale)
+    # the target's standardisation under keys of its own: "scale" is the
+    # preparation's flag (files before wrote the target's scale over it)
+    prep.update(target=model.target, target_shift=model.shift,
+                target_scale=model.scale)  # fmt: skip
     meta["preparation"] = prep
     return arrays, meta
 
@@ -243,13 +247,17 @@ class _Members:
 
 
 def _load_tabular(prep, est, archive):
+    shift, scale = target_standardisation(prep)
+    if "target_scale" not in prep:
+        # a file from before: its "scale" held the target's scale, over the
+        # preparation's flag, which the arrays tell (means only where it scaled)
+        prep = {**prep, "scale": "prep/mean" in archive}
     try:
         preparation = Preparation.from_state(_Members(archive, "prep/"), prep)
     except ValueError as exc:
         raise archive.bad(str(exc)) from exc
     if len(preparation.output_names()) != est.n_features_in_:
         raise archive.bad("the preparation's output does not match the weights")
-    shift, scale = float(prep["shift"]), float(prep["scale"])
     return TabularModel(preparation, est, prep["target"], shift, scale)
 
 

@@ -228,10 +228,19 @@ def _check_feature_names(meta, archive):
             raise archive.bad(f"feature_names_in_ has shape {shape} of {dtype}")
 
 
+def target_standardisation(prep):
+    """``(shift, scale)`` of a TabularModel's target from its ``preparation``
+    entry: ``target_shift`` / ``target_scale``, or in files before them ``shift`` /
+    ``scale`` (where ``scale`` was written over the preparation's own flag)."""
+    if "target_scale" in prep:
+        return prep["target_shift"], prep["target_scale"]
+    return prep.get("shift"), prep.get("scale")
+
+
 def _check_target_scale(meta, archive):
     """A TabularModel's target standardisation: finite, with a positive scale."""
     if "preparation" in meta:
-        shift, scale = meta["preparation"]["shift"], meta["preparation"]["scale"]
+        shift, scale = target_standardisation(meta["preparation"])
         given = [v for v in (shift, scale) if isinstance(v, (int, float))]
         if len(given) < 2 or not np.isfinite(given).all() or scale <= 0:
             raise archive.bad(f"target standardisation {shift!r}, {scale!r}")

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -634,6 +635,40 @@ def test_resume_from_the_last_checkpoint_of_a_stopped_run(
     for p, q in zip(straight.coefs_ + straight.intercepts_,
                     resumed.coefs_ + resumed.intercepts_, strict=True):  # fmt: skip
         np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_no_scale_model_loads_and_predicts(task, tmp_path, capsys):
+    # its preparation's scale flag and the target's scale once shared a key, so a
+    # --no-scale model could not be loaded; files written so still load
+    data = []
+    if task == "regression":
+        X, y = load_diabetes(return_X_y=True)
+        np.savez(tmp_path / "d.npz", X=X, y=y)
+        data = ["--data", tmp_path / "d.npz"]
+    model = tmp_path / "m.npz"
+    train(capsys, *data, "--no-scale", "--hidden", "8", "--epochs", "2", "--out", model)
+    loaded = fn.load(model)
+    assert not loaded.preparation.scale
+    rows = loaded.preparation.features
+    frame = pd.DataFrame(np.ones((3, len(rows))), columns=rows)
+    want = loaded.predict(frame)
+    # the same file as the format wrote it before: shift / scale over the flag
+    with zipfile.ZipFile(model) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    meta = json.loads(np.load(io.BytesIO(members["__meta__.npy"])).item())
+    prep = meta["preparation"]
+    prep["shift"], prep["scale"] = prep.pop("target_shift"), prep.pop("target_scale")
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(json.dumps(meta)))
+    members["__meta__.npy"] = buffer.getvalue()
+    old = tmp_path / "old.npz"
+    with zipfile.ZipFile(old, "w") as z:
+        for name, data_bytes in members.items():
+            z.writestr(name, data_bytes)
+    before = fn.load(old)
+    assert not before.preparation.scale and before.scale == loaded.scale
+    np.testing.assert_array_equal(before.predict(frame), want)
 
 
 def test_diverging_training_is_a_one_line_error(tmp_path, capsys):
