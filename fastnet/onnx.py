@@ -337,9 +337,9 @@ def to_onnx(model, X_sample=None, *, path=None, opset=None):
     elif isinstance(model, Sequential):
         proto = _sequential_model(model, X_sample, opset)
     elif type(model).__name__ == "TabularModel":
-        from .tabular import onnx_export
+        from . import onnx_tabular
 
-        proto = onnx_export.tabular_model(model, X_sample, opset)
+        proto = onnx_tabular.tabular_model(model, X_sample, opset)
     else:
         raise TypeError(
             "to_onnx exports MLPClassifier, MLPRegressor, Sequential and "

@@ -1,5 +1,5 @@
-"""The ``fastnet`` command: ``train``, ``predict``, ``info``, ``bench`` and
-``compile``.
+"""The ``fastnet`` command: ``train``, ``predict``, ``info``, ``export``, ``bench``
+and ``compile``.
 
 This module is the entry point (``fastnet = "fastnet.tabular.cli:command"``, and
 ``python -m fastnet.tabular.cli``); the rest has its own rooms:

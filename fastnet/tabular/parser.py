@@ -47,6 +47,7 @@ def build_parser():
     _add_train(sub)
     _add_predict(sub)
     _add_info(sub)
+    _add_export(sub)
     _add_bench(sub)
     _add_compile(sub)
     return p
@@ -143,6 +144,16 @@ def _add_info(sub):
     i = sub.add_parser("info", help="describe a saved model", formatter_class=_Help)
     i.add_argument("model")
     i.add_argument("--all", action="store_true", help="every feature, not the first 30")
+
+
+def _add_export(sub):
+    e = sub.add_parser(
+        "export",
+        help="write a saved model as an ONNX graph (the onnx extra)",
+        formatter_class=_Help,
+    )
+    e.add_argument("model")
+    e.add_argument("out", help="the ONNX file to write, e.g. model.onnx")
 
 
 def _add_bench(sub):

@@ -1,17 +1,31 @@
 """``fastnet info MODEL``: what a model file holds, one aspect a line."""
 
+import os
+
+from ..errors import CliError
 from ..table import few
+from .export import info_line
 from .predict import load_model
 
 
 def run(args):
     """``fastnet info``: the model's description, then its features (the first
-    30 unless ``--all``)."""
+    30 unless ``--all``); of a ``Sequential`` or a ``Graph``, its modules."""
     from ... import model_files as io
 
+    if not os.path.exists(args.model):
+        raise CliError(f"no such file: {args.model}")
+    document = io.read_document(args.model)
+    version = document.get("fastnet_version", "?")
+    if document.get("kind") in ("Sequential", "Graph"):
+        model = io.load(args.model)
+        lines = _describe_modules(model, version)
+        lines.append(("export", info_line(model, args.model)))
+        _print(lines)
+        return 0
     model, info = load_model(args.model)
-    version = io.read_document(args.model).get("fastnet_version", "?")
     lines = _describe(model, info, version)
+    lines.append(("export", info_line(model, args.model)))
     prep = model.preparation
     described = prep.describe()
     lines.append(
@@ -21,15 +35,44 @@ def run(args):
             "columns",
         )
     )
-    width = max(len(k) for k, _ in lines)
-    for k, v in lines:
-        print(f"{k:<{width}}  {v}")
+    width = _print(lines)
     show = described if args.all else described[:30]
     for line in show:
         print(f"{'':<{width}}  {line}")
     if len(show) < len(described):
         print(f"{'':<{width}}  ... {len(described) - len(show)} more (--all)")
     return 0
+
+
+def _print(lines):
+    """Print the (aspect, text) pairs aligned; the aspects' width."""
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    return width
+
+
+def _describe_modules(model, version):
+    """(aspect, text) pairs of a ``Sequential`` or a ``Graph``."""
+    kind = type(model).__name__
+    lines = [("model", f"{kind}, fastnet {version}")]
+    if kind == "Sequential":
+        names = [type(m).__name__ for m in model.modules]
+        shown = " -> ".join(names) if len(names) <= 12 else few(names, 12)
+        lines.append(("modules", shown))
+    else:
+        names = {
+            k: [n.name for n in model.nodes if n.kind == k] for k in ("input", "param")
+        }
+        ops = [type(n.module).__name__ for n in model.nodes if n.kind == "op"]
+        lines.append(
+            (
+                "nodes",
+                f"inputs {few(names['input']) or 'none'}; operations "
+                f"{few(ops) or 'none'}; parameters {few(names['param']) or 'none'}",
+            )
+        )
+    return lines
 
 
 def _describe(model, info, version):
