@@ -49,10 +49,10 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
 
 from .kernels.vmath import ERFC_SERIES
 from .nn.activations import Activation
-from .nn.dropout import Dropout
 from .nn.linear import Linear
 from .nn.sequential import Sequential
 from .nn.softmax import Softmax
+from .onnx_forms import refusal
 from .sklearn.estimators import MLPClassifier, MLPRegressor
 
 #: the opset of the graphs fastnet builds itself (skl2onnx's own default for the
@@ -372,10 +372,10 @@ def _check_sample(X_sample, width):
 
 
 def _sequential_model(model, X_sample, opset):
+    why = refusal(model)
+    if why:
+        raise ValueError(why)
     linears = [m for m in model.modules if isinstance(m, Linear)]
-    if not linears:
-        raise ValueError("a Sequential needs a Linear layer to be exported (its "
-                         "input width and dtype come from the first one)")  # fmt: skip
     first = linears[0].params["W"]
     g = _Nodes(first.dtype)
     x = "X"
@@ -386,13 +386,7 @@ def _sequential_model(model, X_sample, opset):
             x = _activation(g, module.kernel_name, x, module.alpha)
         elif isinstance(module, Softmax):
             x = _activation(g, "softmax", x)
-        elif isinstance(module, Dropout):
-            continue  # the identity at inference
-        else:
-            raise ValueError(
-                f"module {i} ({type(module).__name__}) has no ONNX form: export "
-                "takes Linear, the activations, Softmax and Dropout"
-            )
+        # else Dropout (refusal allows no other module): the identity at inference
     g.node("Identity", [x], out="output")
     width = _check_sample(X_sample, first.shape[0])
     width_out = linears[-1].params["W"].shape[1]

@@ -27,6 +27,7 @@ LAYERS = {
     "model_format": 6,
     "onnx": 6,
     "onnx_tabular": 6,
+    "onnx_forms": 6,
     "_bench": 6,
     "tabular.cli": 7,
     "tabular.commands": 7,

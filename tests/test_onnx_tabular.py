@@ -226,6 +226,11 @@ def graph_file(path):
     return path
 
 
+def einsum_file(path):
+    fn.save(fn.Sequential(fn.Linear(4, 4), fn.Einsum("bi->bi")), path)
+    return path
+
+
 @pytest.mark.parametrize(
     "args,words",
     [
@@ -233,6 +238,7 @@ def graph_file(path):
         (["{tmp}/missing.npz", "{tmp}/m.onnx"], "no such file: "),
         (["{garbage}", "{tmp}/m.onnx"], "not an .npz file"),
         (["{graph}", "{tmp}/m.onnx"], "a Graph has no ONNX form"),
+        (["{einsum}", "{tmp}/m.onnx"], "module 1 (Einsum) has no ONNX form"),
         (["{model}", "{model}"], "is a model file: fastnet export will not write"),
         (["{model}", "{tmp}"], "is a folder"),
         (["{model}", "{tmp}/m.onnx", "extra"], "unrecognized arguments: extra"),
@@ -245,6 +251,7 @@ def test_export_errors_are_one_line(args, words, files, tmp_path, capsys):
         "model": files / "c.npz",
         "garbage": tmp_path / "garbage.npz",
         "graph": graph_file(tmp_path / "graph.npz"),
+        "einsum": einsum_file(tmp_path / "einsum.npz"),
     }
     code, _, err = run(["export", *(a.format(**paths) for a in args)], capsys)
     assert code == 2
@@ -279,3 +286,10 @@ def test_info_says_how_to_export(files, tmp_path, capsys, monkeypatch):
         "export  none: a Graph has no ONNX form (fastnet export takes the "
         "estimators, Sequential models and the models fastnet train writes)",
     ]
+    # what info says is what export does: the same rule (fastnet.onnx_forms)
+    code, out, err = run(["info", einsum_file(tmp_path / "e.npz")], capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == (
+        "export   none: module 1 (Einsum) has no ONNX form: export takes Linear, "
+        "the activations, Softmax and Dropout"
+    )

@@ -4,6 +4,7 @@
 import importlib.util
 import os
 
+from ... import onnx_forms
 from ..errors import CliError
 from ..table import few
 
@@ -20,7 +21,7 @@ def run(args):
         raise CliError(f"no such file: {args.model}")
     _check_out(args.out, args.model)
     model = io.load(args.model)
-    why = refusal(model)
+    why = onnx_forms.refusal(model)
     if why:
         raise CliError(f"{args.model}: {why}")
     try:
@@ -41,21 +42,9 @@ def run(args):
     return 0
 
 
-def refusal(model):
-    """Why the loaded ``model`` has no ONNX form, or None where it has one."""
-    from ...nn.graph import Graph
-
-    if isinstance(model, Graph):
-        return (
-            "a Graph has no ONNX form (fastnet export takes the estimators, "
-            "Sequential models and the models fastnet train writes)"
-        )
-    return None
-
-
 def info_line(model, path):
     """``fastnet info``'s line on exporting ``model`` (read from ``path``)."""
-    why = refusal(model)
+    why = onnx_forms.refusal(model)
     if why:
         return f"none: {why}"
     line = f"fastnet export {path} OUT.onnx writes it as an ONNX graph"
