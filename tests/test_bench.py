@@ -49,14 +49,15 @@ def test_header_says_when_where_and_what(report):
 def test_every_fastnet_entry_has_a_ratio_to_every_peer(report):
     sections = _sections(report)
     assert len(sections) == len(_bench.workloads(tiny=True)) == 6
-    torch = _bench._torch()
+    torch, ort = _bench._torch(), _bench._onnxruntime()
     for title, (cols, rows) in sections.items():
         ours = [name for name in rows if name.startswith("fastnet")]
         peers = [name for name in rows if not name.startswith("fastnet")]
         if "predict_proba" in title:
             assert ours == [_bench.PROBA]
-            assert _bench.SKLEARN_PROBA in peers
+            assert {_bench.SKLEARN_PROBA, _bench.INFERENCE_FLOOR} <= set(peers)
             assert (_bench.TORCH_PROBA in peers) == (torch is not None)
+            assert (_bench.ORT_PROBA in peers) == (ort is not None)
         else:
             assert ours == list(_bench.TRAINING_ENTRIES[:3])
             assert {_bench.SKLEARN_FIT, _bench.FLOOR} <= set(peers)
@@ -67,6 +68,35 @@ def test_every_fastnet_entry_has_a_ratio_to_every_peer(report):
         for peer in peers:
             for cell in rows[peer][2:]:
                 assert RATIO.match(cell), (title, peer, cell)
+
+
+def test_inference_has_onnx_runtime_and_a_forward_gemm_floor():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    peers = _bench.inference([8, 6, 3], 5)
+    assert set(peers) >= {_bench.PROBA, _bench.ORT_PROBA, _bench.INFERENCE_FLOOR}
+    assert set(peers) <= set(_bench.INFERENCE_ENTRIES)
+    ours = peers[_bench.PROBA]()
+    np.testing.assert_allclose(peers[_bench.ORT_PROBA](), ours, rtol=1e-5, atol=1e-6)
+    floor = peers[_bench.INFERENCE_FLOOR]
+    assert floor() is None
+    X, (W0, W1) = floor.X, floor.weights
+    assert X.shape == (5, 8) and [W.shape for W in floor.weights] == [(8, 6), (6, 3)]
+    np.testing.assert_allclose(floor.acts[-1], X @ W0 @ W1, rtol=1e-5, atol=1e-6)
+
+
+def test_inference_refuses_a_peer_whose_probabilities_differ(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    exported = _bench._ort_proba
+
+    def off_by_1e_4(*args):
+        fn = exported(*args)
+        return lambda: fn() + np.float32(1e-4)
+
+    monkeypatch.setattr(_bench, "_ort_proba", off_by_1e_4)
+    with pytest.raises(AssertionError, match=re.escape(_bench.ORT_PROBA)):
+        _bench.inference([8, 6, 3], 5)
 
 
 def test_torch_peer_uses_fused_adam_where_it_can():

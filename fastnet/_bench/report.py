@@ -143,6 +143,7 @@ def header(repeats, torch):
         f"SciPy {scipy.__version__}",
         f"scikit-learn {sklearn.__version__}",
         f"PyTorch {torch.__version__}" if torch else "PyTorch not installed",
+        _ort_version(),
     ]
     return [
         "# fastnet benchmark",
@@ -153,7 +154,11 @@ def header(repeats, torch):
         f"process); {platform.system()} {platform.release()}",
         f"- Versions: {', '.join(versions)}",
         f"- Threads: {THREADS} for every library (numba.set_num_threads, BLAS "
-        "through threadpoolctl, torch.set_num_threads)",
+        "through threadpoolctl, torch.set_num_threads, ONNX Runtime's "
+        "intra_op_num_threads)",
+        f"- Inference peers hold fastnet's weights; their probabilities matched "
+        f"fastnet's (rtol {_bench.PROBA_RTOL:g}, atol {_bench.PROBA_ATOL:g}) "
+        "before timing.",
         f"- Repetitions: {repeats}, interleaved: each runs every entry once, in an "
         "order rotated and reversed between repetitions, each sample after "
         f"{SETTLE} s of rest (the previous entry's BLAS threads spin for a while); "
@@ -162,6 +167,15 @@ def header(repeats, torch):
         "(min-max); below 1 means fastnet is faster.",
         f"- {SHARED}",
     ]
+
+
+def _ort_version():
+    ort = _bench._onnxruntime()
+    if ort is None:
+        return "ONNX Runtime not installed (or skl2onnx)"
+    import skl2onnx
+
+    return f"ONNX Runtime {ort.__version__}, skl2onnx {skl2onnx.__version__}"
 
 
 def _fmt(seconds):

@@ -1,4 +1,5 @@
-"""Workloads that compare fastnet with PyTorch, scikit-learn and a NumPy floor.
+"""Workloads that compare fastnet with PyTorch, scikit-learn, ONNX Runtime and a NumPy
+floor.
 
 Each workload builds, once, a dict ``entry name -> callable`` over the same data:
 fastnet's entries (names starting with ``fastnet``) and its peers. Timing calls the
@@ -9,7 +10,9 @@ bench/report.py``) is in :mod:`fastnet._bench.report`.
 Every peer does what fastnet does, the same way: float32, the same rows, batch size
 and (for PyTorch) the same shuffled row order per epoch, each batch gathered from one
 tensor with ``index_select``, and the same thread count (``FASTNET_BENCH_THREADS``,
-default 2) for Numba, BLAS and torch.
+default 2) for Numba, BLAS, torch and ONNX Runtime. The inference peers hold
+fastnet's weights, and :func:`inference` checks that their probabilities are
+fastnet's (:func:`check_inference`) before it returns them for timing.
 """
 
 import os
@@ -33,6 +36,10 @@ FLOOR = "NumPy GEMM floor"
 PROBA = "fastnet predict_proba"
 TORCH_PROBA = "PyTorch module + softmax (inference_mode)"
 SKLEARN_PROBA = "scikit-learn predict_proba"
+ORT_PROBA = "ONNX Runtime (skl2onnx export)"
+INFERENCE_FLOOR = "NumPy inference GEMM floor"
+#: how closely every inference peer's probabilities must match fastnet's (float32)
+PROBA_RTOL, PROBA_ATOL = 1e-5, 1e-6
 TRAINING_ENTRIES = (
     PARTIAL_FIT,
     PARTIAL_FIT_NO_L2,
@@ -42,7 +49,7 @@ TRAINING_ENTRIES = (
     SKLEARN_FIT,
     FLOOR,
 )
-INFERENCE_ENTRIES = (PROBA, TORCH_PROBA, SKLEARN_PROBA)
+INFERENCE_ENTRIES = (PROBA, TORCH_PROBA, ORT_PROBA, SKLEARN_PROBA, INFERENCE_FLOOR)
 
 
 def _torch():
@@ -52,6 +59,16 @@ def _torch():
     except ImportError:
         return None
     return torch
+
+
+def _onnxruntime():
+    """onnxruntime, or None (without it, or without skl2onnx to export to it)."""
+    try:
+        import onnxruntime
+        import skl2onnx  # noqa: F401
+    except ImportError:
+        return None
+    return onnxruntime
 
 
 def _data(n, d, k, seed=0):
@@ -213,9 +230,34 @@ def _torch_training(torch, X, y, sizes, batch):
     return {TORCH_FUSED if fused else TORCH_FOREACH: epoch}
 
 
+class InferenceFloor:
+    """The forward products of ``predict_proba``, done alone in NumPy: ``h @ W_i``
+    layer by layer into buffers made once, with the model's weights and rows. No
+    bias, activation or softmax: the floor of any runtime that multiplies through
+    BLAS. Returns None."""
+
+    def __init__(self, X, weights):
+        self.X = X
+        self.weights = list(weights)
+        self.acts = [np.empty((X.shape[0], W.shape[1]), X.dtype) for W in weights]
+        ins = [X, *self.acts[:-1]]
+        self.steps = list(zip(ins, self.weights, self.acts, strict=True))
+
+    def arrays(self):
+        """Every array the products read or write."""
+        return [self.X, *self.weights, *self.acts]
+
+    def __call__(self):
+        matmul = np.matmul
+        for a, b, out in self.steps:
+            matmul(a, b, out=out)
+
+
 def inference(sizes, rows):
-    """``predict_proba`` of ``rows`` rows; the three peers hold the same weights,
-    so their results agree (callables return the probabilities)."""
+    """``predict_proba`` of ``rows`` rows; the peers hold the same weights, and
+    their probabilities are checked against fastnet's before this returns
+    (:func:`check_inference`). Callables return the probabilities (the floor
+    returns None)."""
     from sklearn.neural_network import MLPClassifier as SkMLP
 
     import fastnet as fn
@@ -232,21 +274,80 @@ def inference(sizes, rows):
     peers = {PROBA: lambda: est.predict_proba(Xq)}
     torch = _torch()
     if torch is not None:
-        model = _torch_mlp(torch, sizes).eval()
-        linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-        with torch.no_grad():
-            for lin, W, b in zip(linears, est.coefs_, est.intercepts_, strict=True):
-                lin.weight.copy_(torch.from_numpy(W.T.copy()))
-                lin.bias.copy_(torch.from_numpy(b))
-        tX = torch.from_numpy(Xq)
-
-        def torch_proba():
-            with torch.inference_mode():
-                return torch.softmax(model(tX), dim=1)
-
-        peers[TORCH_PROBA] = torch_proba
+        peers[TORCH_PROBA] = _torch_proba(torch, sizes, est, Xq)
+    ort = _onnxruntime()
+    if ort is not None:
+        peers[ORT_PROBA] = _ort_proba(ort, sk, Xq)
     peers[SKLEARN_PROBA] = lambda: sk.predict_proba(Xq)
+    peers[INFERENCE_FLOOR] = InferenceFloor(Xq, est.coefs_)
+    check_inference(peers)
     return peers
+
+
+def _torch_proba(torch, sizes, est, Xq):
+    model = _torch_mlp(torch, sizes).eval()
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for lin, W, b in zip(linears, est.coefs_, est.intercepts_, strict=True):
+            lin.weight.copy_(torch.from_numpy(W.T.copy()))
+            lin.bias.copy_(torch.from_numpy(b))
+    tX = torch.from_numpy(Xq)
+
+    def torch_proba():
+        with torch.inference_mode():
+            return torch.softmax(model(tX), dim=1)
+
+    return torch_proba
+
+
+def _ort_proba(ort, sk, Xq):
+    """The scikit-learn model exported by skl2onnx (``zipmap=False``: the
+    probabilities as one array, its second output), run by an ONNX Runtime session
+    on ``THREADS`` threads; the opset is fastnet's own export's."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from ..onnx import DEFAULT_OPSET
+
+    proto = to_onnx(
+        sk,
+        initial_types=[("X", FloatTensorType([None, Xq.shape[1]]))],
+        options={id(sk): {"zipmap": False}},
+        target_opset=DEFAULT_OPSET,
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    proba = [session.get_outputs()[1].name]
+    feed = {session.get_inputs()[0].name: Xq}
+    return lambda: session.run(proba, feed)[0]
+
+
+def check_inference(peers):
+    """Call every entry of an :func:`inference` workload once and check that each
+    one that returns probabilities matches fastnet's ``predict_proba`` (to
+    :data:`PROBA_RTOL`, :data:`PROBA_ATOL`); AssertionError names the entry."""
+    ours = np.asarray(peers[PROBA]())
+    for name, fn in peers.items():
+        result = fn()
+        if name != PROBA and result is not None:
+            check_proba(name, result, ours)
+
+
+def check_proba(name, proba, ours):
+    """AssertionError, naming ``name``, unless ``proba`` matches ``ours``."""
+    try:
+        np.testing.assert_allclose(
+            np.asarray(proba), ours, rtol=PROBA_RTOL, atol=PROBA_ATOL
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{name}: its probabilities are not fastnet's ({PROBA}), so its "
+            f"time would not be comparable:{exc}"
+        ) from None
 
 
 def time_to_first_result(cold):
