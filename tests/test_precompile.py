@@ -184,6 +184,9 @@ def test_an_interrupt_ends_the_workers_and_a_second_run_finishes(tmp_path, group
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as from a terminal: a parent started in the background without job
+        # control (nohup, `cmd &` in a script) hands down SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = command.stdout.readline()  # a kernel is done: the workers are busy
     assert first.split()[0] == "c_epoch" or first.split()[0] == "c_forward"
