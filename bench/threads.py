@@ -2,11 +2,16 @@
 Python threads, fastnet beside scikit-learn, one fitted model each.
 
     python bench/threads.py [--rows 1,200] [--threads 1,2,4,8] [--reps 5]
+        [--network digits | 784-256-128-10 ...] [--setting single | default]
 
-Both estimators are fitted on the digits (hidden (100,), float64 input as loaded,
-5 epochs, random_state 0) in this process; each call predicts its thread's own rows
-(same shape in every thread). BLAS is limited to one thread per call for both, so
-threads are the only parallelism (the setting a server uses). Each repetition times
+Both estimators are fitted in this process (hidden (100,) on the digits, float64
+input as loaded; or float32 random rows through ``--network``'s hidden layers; 5
+epochs, random_state 0, scikit-learn holding fastnet's weights); each call predicts
+its thread's own rows (same shape in every thread). ``--setting single``: BLAS is
+limited to one thread for both and fastnet's ``n_threads=1``, so the calling threads
+are the only parallelism (the setting a server uses); ``default``: nothing is set
+(fastnet shares its pool among the callers, scikit-learn's BLAS uses every core).
+Each repetition times
 every (estimator, rows, threads) cell once, in an interleaved order, for
 ``--seconds`` each; the table gives the median calls/s and the min-max over
 repetitions, and the speed-up over one thread. Warm-up calls (compilation) are not
@@ -14,6 +19,7 @@ timed. Every threaded result is checked against the serial one.
 """
 
 import argparse
+import contextlib
 import statistics
 import threading
 import time
@@ -68,19 +74,34 @@ def main():
     parser.add_argument("--threads", default="1,2,4,8")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--network", default="digits")
+    parser.add_argument("--setting", choices=("single", "default"), default="single")
     args = parser.parse_args()
     rows = [int(r) for r in args.rows.split(",")]
     counts = [int(t) for t in args.threads.split(",")]
 
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
-    kw = {"hidden_layer_sizes": (100,), "max_iter": 5, "random_state": 0}
+    if args.network == "digits":
+        X, y = load_digits(return_X_y=True)
+        X = X / 16.0
+        hidden = (100,)
+    else:
+        sizes = [int(s) for s in args.network.split("-")]
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((2000, sizes[0])).astype(np.float32)
+        y = rng.integers(0, sizes[-1], 2000)
+        hidden = tuple(sizes[1:-1])
+    kw = {"hidden_layer_sizes": hidden, "max_iter": 5, "random_state": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         models = {
             "fastnet": fn.MLPClassifier(**kw).fit(X, y),
             "scikit-learn": SkMLP(**kw).fit(X, y),
         }
+    sk = models["scikit-learn"]
+    sk.coefs_ = [W.copy() for W in models["fastnet"].coefs_]
+    sk.intercepts_ = [b.copy() for b in models["fastnet"].intercepts_]
+    single = args.setting == "single"
+    models["fastnet"].n_threads = 1 if single else None
     rng = np.random.default_rng(0)
     inputs = {
         r: [
@@ -91,7 +112,7 @@ def main():
     }
     cells = [(name, r, t) for r in rows for t in counts for name in models]
     results = {cell: [] for cell in cells}
-    with threadpool_limits(1):
+    with threadpool_limits(1) if single else contextlib.nullcontext():
         for name, r, _ in cells:  # warm-up: compile, fill caches
             rate(models[name], inputs[r], 1, 0.05)
         for rep in range(args.reps):
@@ -102,7 +123,9 @@ def main():
 
     print(
         f"predict_proba calls/s, median (min-max) of {args.reps} repetitions, "
-        f"{args.seconds} s each; BLAS 1 thread per call"
+        f"{args.seconds} s each; "
+        + ("BLAS 1 thread, n_threads=1" if single else "nothing set (defaults)")
+        + f"; {args.network}"
     )
     print(
         "| rows | threads | fastnet | speed-up | scikit-learn | speed-up "

@@ -93,8 +93,8 @@ EPOCH_AT = CKernel(_params("X:i T:i zs:i ds:i xb:i tb:i one:i"))
 #: returns 0 where ``check`` found a non-finite input, else 1
 FORWARD = CKernel(
     _params(
-        "x:i n:i work:i out:i check:i table:l L:i dims:l fns:l alpha:f kind:i "
-        "item:i one:i"
+        "x:i n:i work:i out:i check:i block:i table:l L:i dims:l fns:l alpha:f "
+        "kind:i item:i one:i"
     ),
     "i",
     "c_forward",

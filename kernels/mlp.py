@@ -170,12 +170,15 @@ def epoch(
 
 
 @jit
-def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one, check):
+def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one, check, block):
     """``z_l = h_{l-1} W_l + b_l``, ``h_l = f(z_l)`` (in place) for the layers of
     ``table`` (columns W and b of :data:`.abi.LAYER_COLUMNS`) on the ``n`` rows at the
-    address ``x``, the hidden layers' rows in the workspace at ``work``, the last
-    layer's into ``out``, which then goes through the output kernel (0: none); the
-    arrays at ``x``, ``work`` and ``out`` are C-contiguous, of the dtype.
+    address ``x``, ``block`` rows at a time through the whole network (so that a
+    block's activations stay in cache between a product and its bias and
+    activation): the hidden layers' rows of a block in the workspace at ``work``
+    (``min(n, block)`` rows of every hidden layer), the last layer's into ``out``,
+    which then goes through the output kernel (0: none); the arrays at ``x``,
+    ``work`` and ``out`` are C-contiguous, of the dtype.
     ``fns``: :data:`.abi.FORWARD_FNS` (``mlp_cfuncs.forward_makers``); ``kind``,
     ``item``, ``one``: the dtype, as for :func:`epoch`. With ``check``, first the
     finiteness of ``x`` (the C kernel ``all_finite``): returns 0, computing
@@ -185,20 +188,23 @@ def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one, check):
         return 0
     L = table.shape[0]
     zero = one + item
-    h = x
-    start = work
-    for layer in range(L):
-        d = dims[layer + 1]
-        b = ptr(table[layer, _B])
-        z = out if layer == L - 1 else start
-        gemm_at(kind, h, table[layer, _W], z, n, d, dims[layer], one, zero,
-                False, False)  # fmt: skip
-        if layer < L - 1:
-            call_void(fns[_F_BIAS_ACT], (ptr(z), b, ptr(z), n, d, alpha))
-            start += n * d * item
-            h = z
-        else:
-            call_void(fns[_F_BIAS], (ptr(z), b, ptr(z), n, d, 0.0))
-    if fns[_F_OUTPUT] != 0:
-        call_void(fns[_F_OUTPUT], (ptr(out), n, dims[L]))
+    for r0 in range(0, n, block):
+        m = block if n - r0 > block else n - r0
+        h = x + r0 * dims[0] * item
+        rows_out = out + r0 * dims[L] * item
+        start = work
+        for layer in range(L):
+            d = dims[layer + 1]
+            b = ptr(table[layer, _B])
+            z = rows_out if layer == L - 1 else start
+            gemm_at(kind, h, table[layer, _W], z, m, d, dims[layer], one, zero,
+                    False, False)  # fmt: skip
+            if layer < L - 1:
+                call_void(fns[_F_BIAS_ACT], (ptr(z), b, ptr(z), m, d, alpha))
+                start += m * d * item
+                h = z
+            else:
+                call_void(fns[_F_BIAS], (ptr(z), b, ptr(z), m, d, 0.0))
+        if fns[_F_OUTPUT] != 0:
+            call_void(fns[_F_OUTPUT], (ptr(rows_out), m, dims[L]))
     return 1

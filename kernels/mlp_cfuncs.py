@@ -64,12 +64,13 @@ def _epoch_c(t_row, order, n, batch, table, L, dims, at, zo, do, hp, t0, alpha, 
                    carray(fns, (_N_EPOCH_FNS,)), kind, item)  # fmt: skip
 
 
-def _forward_c(x, n, work, out, check, table, L, dims, fns, alpha, kind, item, one):
+def _forward_c(x, n, work, out, check, block, table, L, dims, fns, alpha, kind,
+               item, one):  # fmt: skip
     """:func:`forward` as a C function (its parameters: :data:`.abi.FORWARD`;
     ``table``: ``L`` rows of W and b)."""
     return _kernel(x, n, carray(table, (L, 2)), carray(dims, (L + 1,)), work, out,
                    carray(fns, (_N_FORWARD_FNS,)), alpha, kind, item, one,
-                   check != 0)  # fmt: skip
+                   check != 0, block)  # fmt: skip
 
 
 def _all_finite_c(x, n):

@@ -6,11 +6,17 @@ it is a pure speed-up: Python runs once per epoch instead of once per step. The
 kernels' arguments are built by name from their spec (``fastnet.kernels.abi``).
 """
 
+import functools
+import itertools
+import threading
+
 import numpy as np
 
 from ..kernels import abi
 from ..kernels.abi import address
 from . import c_kernels
+from .pool import pool
+from .threads import BlasLimit
 
 #: which fused kernel computes each loss module's loss
 LOSS_KERNELS = {
@@ -317,22 +323,48 @@ def layer_table(rows, dtype):
     return table, keep
 
 
+#: the bytes a block's activations may take (every layer's outputs for its rows):
+#: what stays in a core's L2 cache beside the weights streaming through it
+BLOCK_BYTES = 256 * 1024
+#: the fewest and most rows of a block, and the multiple they are rounded to
+BLOCK_MIN, BLOCK_MAX, BLOCK_ALIGN = 32, 1024, 16
+
+
+def block_rows(dims, item):
+    """Rows of a block for a network of widths ``dims`` (input first) and ``item``
+    bytes per number: as many as keep the block's activations (every layer's
+    outputs) within :data:`BLOCK_BYTES`, a multiple of :data:`BLOCK_ALIGN` within
+    :data:`BLOCK_MIN` to :data:`BLOCK_MAX` (chosen by measurement: README, speed)."""
+    per_row = int(np.sum(dims[1:])) * item
+    rows = BLOCK_BYTES // max(per_row, 1) // BLOCK_ALIGN * BLOCK_ALIGN
+    return int(min(max(rows, BLOCK_MIN), BLOCK_MAX))
+
+
 #: the forward kernel's arguments that change from call to call: its first ones
-_PER_CALL = ("x", "n", "work", "out", "check")
+_PER_CALL = ("x", "n", "work", "out", "check", "block")
 if abi.FORWARD.names[: len(_PER_CALL)] != _PER_CALL:
     raise ImportError(f"kernels.abi.FORWARD no longer starts with {_PER_CALL}")
 
 
 class CompiledForward:
-    """A network's whole forward pass in one serial kernel call, with the module
-    path's arithmetic: no Python per layer, and no OpenMP threads woken between
-    BLAS calls (they contended with OpenBLAS's threads on few cores).
+    """A network's whole forward pass in native code, with the module path's
+    arithmetic: no Python per layer.
+
+    Rows go through the whole network in blocks of :attr:`block` rows (a block's
+    product, then its bias and activation while the block is in cache, then the next
+    layer; the output function on the last). A call takes its threads from the
+    process's pool (:mod:`.pool`: its own thread, and idle cores' workers) and gives
+    each a run of whole blocks; BLAS runs one thread in each (SciPy's BLAS, which
+    the kernels call, is limited to one thread while calls run: no BLAS thread
+    spins beside them). The blocks are the same whatever the thread count, so the
+    results are the same bits for any thread count.
 
     Made for ``linears`` (``Linear`` modules), the activation module ``hidden``
     between them (None: identity) and the output ``out_kind`` (``"softmax"``,
     ``"logistic"``, ``"exp"``, else identity). Thread-safe: every call writes into
-    arrays of its own, the weights are only read, and the kernel releases the GIL,
-    so concurrent calls run at once.
+    arrays of its own (a workspace per thread), the weights are only read, and the
+    kernel releases the GIL, so concurrent calls run at once (each taking its share
+    of the cores).
     """
 
     def __init__(self, linears, hidden, out_kind):
@@ -345,6 +377,8 @@ class CompiledForward:
         self.exp = out_kind == "exp"
         self.hidden = int(dims[1:-1].sum())
         kind, item, one = abi.dtype_args(dtype)
+        #: rows a block goes through the whole network with
+        self.block = block_rows(dims, item)
         output = out_kind if out_kind in abi.OUT_KINDS else "identity"
         fns = c_kernels.forward_callbacks(name, output, dtype)
         self.keep = [*keep, one, table, dims, fns]  # what the addresses point into
@@ -361,11 +395,30 @@ class CompiledForward:
             one=one.ctypes.data,
         )
         self.fixed = fixed[len(_PER_CALL) :]
+        self._local = threading.local()  # each thread's workspace
 
-    def __call__(self, X, check=False):
+    def _workspace(self, block):
+        """This thread's workspace for blocks of ``block`` rows (kept between
+        calls: a one-row call allocates only its output)."""
+        size = block * self.hidden
+        work = getattr(self._local, "work", None)
+        if work is None or work.size < size:
+            work = self._local.work = np.empty(max(size, 1), self.dtype)
+        return work
+
+    def _rows(self, X, out, lo, hi, check, block):
+        """The kernel on rows ``lo:hi`` of ``X`` into the same rows of ``out``."""
+        step = X.strides[0]
+        return self.run(
+            address(X) + lo * step, hi - lo, address(self._workspace(block)),
+            address(out) + lo * out.strides[0], check, block, *self.fixed,
+        )  # fmt: skip
+
+    def __call__(self, X, check=False, threads=None):
         """The network's output for the rows of ``X``: a new array the caller owns;
         with ``check``, None where ``X`` holds a NaN or an infinity (the kernel
-        checks it first)."""
+        checks it first). ``threads``: at most this many threads (None: every core
+        of the pool)."""
         if X.ndim != 2 or X.shape[1] != self.dims[0] or X.dtype != self.dtype:
             raise ValueError(
                 f"X has {X.shape[1:]} features of {X.dtype}; the network takes "
@@ -373,12 +426,25 @@ class CompiledForward:
             )
         n = X.shape[0]
         X = np.ascontiguousarray(X)  # the kernel reads rows of the given width
-        work = np.empty(n * self.hidden, X.dtype)
         out = np.empty((n, self.dims[-1]), X.dtype)
+        if n == 0:
+            return out
+        block = self.block
+        blocks = -(-n // block)
+        workers = pool()
+        want = min(blocks, workers.size if threads is None else threads)
         # ctypes releases the GIL while the kernel runs: calls run at once
-        if n and not self.run(
-            address(X), n, address(work), address(out), check, *self.fixed
-        ):
+        with workers.share(want) as k, BlasLimit(1, kernels_only=True):
+            if k == 1:
+                done = self._rows(X, out, 0, n, check, block)
+            else:
+                edges = [min(n, blocks * i // k * block) for i in range(k + 1)]
+                parts = [
+                    functools.partial(self._rows, X, out, lo, hi, check, block)
+                    for lo, hi in itertools.pairwise(edges)
+                ]
+                done = all(workers.run(parts))
+        if not done:
             return None
         if self.exp:
             np.exp(out, out=out)  # as the module path's output does

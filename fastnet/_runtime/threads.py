@@ -1,6 +1,7 @@
 """One thread setting for Numba and BLAS together."""
 
 import contextlib
+import os
 import sys
 import threading
 
@@ -32,31 +33,107 @@ def resolve_threads(n_threads):
     return 1 if in_dask_worker() else None
 
 
-# BLAS's thread count is one setting for the whole process, while Numba's is per
-# thread. Threads that limit BLAS at the same time share one limit: the first sets
-# it, the last restores it (each saving and restoring on its own could leave BLAS
-# at another thread's limit forever, depending on the order they finish in).
-# "libraries": threadpoolctl's controllers of the BLAS libraries loaded, found once
-# (finding them walks every loaded library and takes longer than a whole one-row
-# prediction, which with n_threads set paid it on every call) and again after an
-# import, which may load one (``modules``: how many modules were imported when they
-# were found).
-_blas = {"lock": threading.Lock(), "users": 0, "saved": [], "libraries": None,
-         "modules": -1}  # fmt: skip
+# BLAS's thread count is one setting per library for the whole process, while
+# Numba's is per thread. Every limit fastnet sets goes through one ledger of
+# requests (``requests``: a request's id -> (count, libraries or None: all)): each
+# library runs with the smallest count that a request in force asks of it, the
+# count it had before the first request once none is left. Requests may begin and
+# end in any order from any thread (each thread saving and restoring on its own
+# could leave BLAS at another thread's limit forever, depending on the order they
+# finish in). "libraries": threadpoolctl's controllers of the BLAS libraries
+# loaded, found once (finding them walks every loaded library and takes longer
+# than a whole one-row prediction) and again after an import, which may load one
+# (``modules``: how many modules were imported when they were found); "kernels":
+# the ones the compiled kernels call (SciPy's BLAS, :func:`_kernel_libraries`).
+_blas = {"lock": threading.Lock(), "requests": {}, "saved": {}, "current": {},
+         "libraries": None, "kernels": None, "modules": -1}  # fmt: skip
 
 
 def _blas_libraries():
     """threadpoolctl's controllers of the BLAS libraries in this process (call with
     the lock held). SciPy's BLAS, which the kernels call, is imported first, so it
     is among them even before the first kernel has run."""
-    import scipy.linalg.cython_blas  # noqa: F401
-    from threadpoolctl import ThreadpoolController
+    # found again only while no request is in force: the ledger's saved counts
+    # are those of the libraries found when its first request began
+    if _blas["modules"] != len(sys.modules) and not _blas["requests"]:
+        import scipy.linalg.cython_blas  # noqa: F401
+        from threadpoolctl import ThreadpoolController
 
-    if _blas["modules"] != len(sys.modules):
         found = ThreadpoolController().select(user_api="blas").lib_controllers
-        _blas["libraries"] = found
+        _blas["libraries"] = [_Library(lib) for lib in found]
+        _blas["kernels"] = _kernel_libraries(_blas["libraries"])
         _blas["modules"] = len(sys.modules)
     return _blas["libraries"]
+
+
+class _Library:
+    """A BLAS library's thread count: read and set through OpenBLAS's own C
+    functions where it is OpenBLAS on its pthreads pool (a call of a microsecond
+    or less, where threadpoolctl's setter takes several: inference sets it twice
+    per call), else through threadpoolctl's controller."""
+
+    __slots__ = ("controller", "filepath", "get", "set")
+
+    def __init__(self, controller):
+        self.controller = controller
+        self.filepath = controller.filepath
+        get = set_ = None
+        if (
+            controller.internal_api == "openblas"
+            and getattr(controller, "threading_layer", None) == "pthreads"
+        ):
+            # threadpoolctl's own names for the symbols (its _get_symbol, 3.x)
+            affix = getattr(controller, "_get_symbol", lambda name: None)
+            get = affix("openblas_get_num_threads")
+            set_ = affix("openblas_set_num_threads")
+        self.get = get or controller.get_num_threads
+        self.set = set_ if get and set_ else None
+
+    def get_num_threads(self):
+        return self.get()
+
+    def set_num_threads(self, count):
+        if self.set is not None:
+            self.set(count)
+        else:
+            _set_blas_threads([(self.controller, count)])
+
+
+#: the names SciPy's ``cython_blas`` may import ``sgemm`` under (SciPy's own
+#: OpenBLAS wheels prefix it; other builds link a system BLAS)
+_SGEMM_NAMES = ("scipy_sgemm_", "sgemm_", "sgemm", "scipy_sgemm_64_", "sgemm_64_")
+
+
+def _kernel_libraries(libraries):
+    """Those of ``libraries`` that SciPy's ``cython_blas`` (what the kernels call,
+    through Numba's ``numba_xxgemm``) resolves ``sgemm`` to: the library that
+    defines the symbol as the dynamic loader finds it from ``cython_blas``'s
+    dependencies. All of them where that cannot be told."""
+    import ctypes
+    import os
+
+    import scipy.linalg.cython_blas as cython_blas
+
+    class _Info(ctypes.Structure):
+        _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
+                    ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]  # fmt: skip
+
+    try:
+        handle = ctypes.CDLL(cython_blas.__file__)
+        dladdr = ctypes.CDLL(None).dladdr
+    except (OSError, AttributeError):
+        return list(libraries)
+    for name in _SGEMM_NAMES:
+        function = getattr(handle, name, None)
+        if function is None:
+            continue
+        info = _Info()
+        if not dladdr(ctypes.cast(function, ctypes.c_void_p), ctypes.byref(info)):
+            break
+        path = os.path.realpath(os.fsdecode(info.fname))
+        found = [lib for lib in libraries if os.path.realpath(lib.filepath) == path]
+        return found or list(libraries)
+    return list(libraries)
 
 
 def _set_blas_threads(settings):
@@ -81,6 +158,79 @@ def _set_blas_threads(settings):
         release()
 
 
+def _settle():
+    """Set each library to the count the requests in force ask of it (call with
+    the lock held); only the libraries whose count changes are set."""
+    want = {}
+    for count, libs in _blas["requests"].values():
+        for lib in _blas["libraries"] if libs is None else libs:
+            want[lib] = min(count, want.get(lib, count))
+    saved, current = _blas["saved"], _blas["current"]
+    changes = []
+    for lib in _blas["libraries"]:
+        count = want.get(lib, saved[lib])
+        if current[lib] != count:
+            changes.append((lib, count))
+            current[lib] = count
+    for lib, count in changes:
+        lib.set_num_threads(count)
+
+
+class BlasLimit:
+    """A context manager: BLAS at most ``count`` threads inside, in every library
+    (``kernels_only=False``) or in those the compiled kernels call. Safe to enter
+    from several threads at once, in any order (one ledger of requests); each
+    instance is entered once at a time. A plain class, not a generator: inference
+    enters one on every call."""
+
+    __slots__ = ("count", "kernels_only")
+
+    def __init__(self, count, kernels_only=False):
+        self.count = count
+        self.kernels_only = kernels_only
+
+    def __enter__(self):
+        with _blas["lock"]:
+            libraries = _blas_libraries()
+            if not _blas["requests"]:
+                saved = {lib: lib.get_num_threads() for lib in libraries}
+                _blas["saved"], _blas["current"] = saved, dict(saved)
+            libs = _blas["kernels"] if self.kernels_only else None
+            _blas["requests"][id(self)] = (self.count, libs)
+            try:
+                _settle()
+            except BaseException:  # the request is not in force: forget it
+                del _blas["requests"][id(self)]
+                if not _blas["requests"]:
+                    _blas["saved"], _blas["current"] = {}, {}
+                raise
+        return self
+
+    def __exit__(self, *exc):
+        with _blas["lock"]:
+            if _blas["requests"].pop(id(self), None) is None:
+                return False  # forgotten by a fork (_ledger_after_fork)
+            _settle()
+            if not _blas["requests"]:
+                _blas["saved"], _blas["current"] = {}, {}
+        return False
+
+
+def _ledger_after_fork():
+    # a forked child has only the forking thread: the requests of the others
+    # will never end there, and the lock may have been held by one of them
+    _blas["lock"] = threading.Lock()
+    if _blas["requests"]:
+        for lib, count in _blas["saved"].items():
+            if _blas["current"].get(lib) != count:
+                lib.set_num_threads(count)
+        _blas["requests"], _blas["saved"], _blas["current"] = {}, {}, {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ledger_after_fork)
+
+
 _NO_LIMIT = contextlib.nullcontext()
 
 
@@ -90,10 +240,10 @@ def thread_limit(n_threads):
     a Dask worker's task, where it means one thread (:func:`resolve_threads`).
 
     Safe to enter from several threads at once. Numba's setting is per thread; BLAS's
-    is per process, so while blocks in several threads overlap, BLAS keeps the limit
-    of the first of them. Without a limit the block's context is a shared
-    ``nullcontext``, several times cheaper to enter than a generator's: a one-row
-    prediction enters it on every call.
+    is per process, so while blocks in several threads overlap, BLAS runs with the
+    smallest of their limits (:class:`BlasLimit`). Without a limit the block's
+    context is a shared ``nullcontext``, several times cheaper to enter than a
+    generator's.
     """
     n_threads = resolve_threads(n_threads)
     if n_threads is None:
@@ -108,20 +258,10 @@ def _limited(n_threads):
     n = min(n_threads, numba.config.NUMBA_NUM_THREADS)
     before = numba.get_num_threads()
     numba.set_num_threads(n)
-    with _blas["lock"]:
-        if _blas["users"] == 0:
-            libraries = _blas_libraries()
-            _blas["saved"] = [(lib, lib.get_num_threads()) for lib in libraries]
-            _set_blas_threads([(lib, n) for lib in libraries])
-        _blas["users"] += 1
     try:
-        yield
+        with BlasLimit(n):
+            yield
     finally:
-        with _blas["lock"]:
-            _blas["users"] -= 1
-            if _blas["users"] == 0:
-                _set_blas_threads(_blas["saved"])
-                _blas["saved"] = []
         numba.set_num_threads(before)
 
 

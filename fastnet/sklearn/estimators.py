@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import kernels
 from .._runtime.memory import refuse_if_short
-from .._runtime.threads import FitGuard, thread_limit
+from .._runtime.threads import FitGuard, resolve_threads, thread_limit
 from ..nn.activations import ESTIMATOR_ACTIVATIONS
 from . import inputs, lbfgs
 from ._compat import Interval, StrOptions, validate_data
@@ -225,8 +225,7 @@ class _FastnetMLP:
         # (no guard here: predict, predict_proba and score hold it already, and
         # scikit-learn's early stopping calls this from inside the fit)
         if fast:
-            with thread_limit(self.n_threads):
-                out = self._compiled_forward(X, self._network(), check=check_input)
+            out = self._compiled_forward(X, self._network(), check=check_input)
             if out is not None:
                 return out
             # a NaN or an infinity: the full validation raises scikit-learn's error
@@ -240,18 +239,18 @@ class _FastnetMLP:
         dtype = self.coefs_[0].dtype
         out_dtype = np.result_type(np.asarray(X).dtype, dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
-        with thread_limit(self.n_threads):
-            out = self._compiled_forward(X, self._network())
+        out = self._compiled_forward(X, self._network())
         return out if out.dtype == out_dtype else out.astype(out_dtype)
 
     def _compiled_forward(self, X, net, check=False):
-        """The whole forward pass in one kernel call, with the module path's
+        """The whole forward pass in native code, with the module path's
         arithmetic (``fastnet._runtime.mlp.CompiledForward``, made once per
-        network). Thread-safe; returns a new array the caller owns; with
-        ``check``, None where ``X`` holds a NaN or an infinity (the kernel checks
-        it first).
+        network), on at most ``n_threads`` of fastnet's own threads (it sets no
+        thread limit: the forward uses neither Numba's threads nor BLAS's).
+        Thread-safe; returns a new array the caller owns; with ``check``, None
+        where ``X`` holds a NaN or an infinity (the kernel checks it first).
         """
-        return net.compiled_forward()(X, check)
+        return net.compiled_forward()(X, check, resolve_threads(self.n_threads))
 
     def __setstate__(self, state):
         # parameters added since an estimator was pickled take their defaults
@@ -278,9 +277,10 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
     scikit-learn's (see its documentation), plus:
 
     activation : also ``'gelu'`` (exact) and ``'leaky_relu'`` (alpha 0.01).
-    n_threads : int or None — Numba and BLAS threads during fit and predict; None
-        is all cores, but one thread in a Dask worker's task (a grid search on a
-        cluster runs one fit per worker thread).
+    n_threads : int or None — Numba and BLAS threads during fit, and at most this
+        many of fastnet's own threads per prediction; None is all cores, but one
+        thread in a Dask worker's task (a grid search on a cluster runs one fit per
+        worker thread).
     dropout : float in [0, 1) — inverted dropout after every hidden layer while
         training with ``'sgd'`` or ``'adam'``.
     """

@@ -85,7 +85,7 @@ def test_the_ctypes_functions_take_the_specs_types(monkeypatch):
     assert list(epoch.argtypes) == [i] * 12 + [f] * 5 + [i] * 4
     assert epoch.restype is i
     forward = c_kernels.forward_kernel()
-    assert list(forward.argtypes) == [i] * 9 + [f] + [i] * 3
+    assert list(forward.argtypes) == [i] * 10 + [f] + [i] * 3
     finite = c_kernels.function(abi.ALL_FINITE, "c_all_finite_float64")
     assert list(finite.argtypes) == [i, i] and finite.restype is i
     for spec in (abi.EPOCH, abi.FORWARD, abi.ALL_FINITE):
