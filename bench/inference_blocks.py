@@ -4,6 +4,7 @@ floor and ONNX Runtime.
 
     python bench/inference_blocks.py [--runs 3] [--reps 9] [--threads 2]
         [--blocks 32,64,96,128,160,256,384,512,1024]
+        [--networks 784-256-128-10,64-128-64-10]
 
 float32, the estimator's weights in every runtime; fastnet's compiled forward with
 its block size set by hand (``CompiledForward.block``) on ``--threads`` of its own
@@ -11,7 +12,8 @@ threads, the chosen size (:func:`fastnet._runtime.mlp.block_rows`) marked; the f
 is NumPy's ``matmul`` of each layer into preallocated outputs on ``--threads`` BLAS
 threads; ONNX Runtime with ``intra_op_num_threads`` = ``--threads``. Each
 repetition times every entry once, in an order reversed every other repetition,
-after a warm-up call (compilation excluded). Printed per run: each entry's median
+each after 0.2 s of rest (ONNX Runtime's and OpenBLAS's threads spin after their
+work), after a warm-up call (compilation excluded). Printed per run: each entry's median
 time over the floor's; then, per entry, the median and range of that ratio over the
 runs.
 """
@@ -27,7 +29,6 @@ from threadpoolctl import threadpool_limits
 import fastnet as fn
 from fastnet._runtime.mlp import block_rows
 
-NETWORKS = ((784, 256, 128, 10), (64, 128, 64, 10))
 ROWS = 10_000
 
 
@@ -87,6 +88,7 @@ def one_run(sizes, blocks, threads, reps):
         names = list(fns)
         for rep in range(reps):
             for name in names if rep % 2 == 0 else names[::-1]:
+                time.sleep(0.2)  # the previous entry's spinning threads settle
                 t = time.perf_counter()
                 fns[name]()
                 times[name].append(time.perf_counter() - t)
@@ -100,9 +102,11 @@ def main():
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--blocks", default="32,64,96,128,160,256,384,512,1024")
+    parser.add_argument("--networks", default="784-256-128-10,64-128-64-10")
     args = parser.parse_args()
     blocks = [int(b) for b in args.blocks.split(",")]
-    for sizes in NETWORKS:
+    networks = [[int(s) for s in n.split("-")] for n in args.networks.split(",")]
+    for sizes in networks:
         arch = "-".join(map(str, sizes))
         ratios = {}
         for run in range(args.runs):
