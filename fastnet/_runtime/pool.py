@@ -28,8 +28,10 @@ class Pool:
 
     def __init__(self, size):
         self.size = size
-        self._tokens = threading.Semaphore(size)
+        self._free = size  # tokens not taken
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        self._waiting = 0  # callers waiting for a token
         self._workers = None
 
     def _executor(self):
@@ -67,18 +69,28 @@ class _Share:
         self.pool = pool
         self.want = want
 
+    # a lock and a counter, not a Semaphore: a one-row prediction takes and gives
+    # back a token on every call, and a Semaphore costs several times more
     def __enter__(self):
-        tokens = self.pool._tokens
-        tokens.acquire()
-        taken = 1
-        while taken < self.want and tokens.acquire(blocking=False):
-            taken += 1
+        pool = self.pool
+        with pool._lock:
+            while not pool._free:
+                pool._waiting += 1
+                try:
+                    pool._freed.wait()
+                finally:
+                    pool._waiting -= 1
+            taken = min(self.want, pool._free)
+            pool._free -= taken
         self.taken = taken
         return taken
 
     def __exit__(self, *exc):
-        for _ in range(self.taken):
-            self.pool._tokens.release()
+        pool = self.pool
+        with pool._lock:
+            pool._free += self.taken
+            if pool._waiting:
+                pool._freed.notify_all()
         return False
 
 

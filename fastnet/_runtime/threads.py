@@ -158,30 +158,28 @@ def _set_blas_threads(settings):
         release()
 
 
-def _settle():
-    """Set each library to the count the requests in force ask of it (call with
-    the lock held); only the libraries whose count changes are set."""
-    want = {}
-    for count, libs in _blas["requests"].values():
-        for lib in _blas["libraries"] if libs is None else libs:
-            want[lib] = min(count, want.get(lib, count))
+def _settle(libs):
+    """Set each of ``libs`` to the count the requests in force ask of it, or to its
+    own once none does (call with the lock held); only changes are set."""
     saved, current = _blas["saved"], _blas["current"]
-    changes = []
-    for lib in _blas["libraries"]:
-        count = want.get(lib, saved[lib])
+    requests = _blas["requests"].values()
+    for lib in libs:
+        count = saved[lib]
+        for asked, covered in requests:
+            if asked < count and (covered is None or lib in covered):
+                count = asked
         if current[lib] != count:
-            changes.append((lib, count))
+            lib.set_num_threads(count)
             current[lib] = count
-    for lib, count in changes:
-        lib.set_num_threads(count)
 
 
 class BlasLimit:
     """A context manager: BLAS at most ``count`` threads inside, in every library
     (``kernels_only=False``) or in those the compiled kernels call. Safe to enter
     from several threads at once, in any order (one ledger of requests); each
-    instance is entered once at a time. A plain class, not a generator: inference
-    enters one on every call."""
+    instance is entered once at a time. A plain class, not a generator, and a few
+    dictionary operations when nothing changes: inference enters one on every
+    call."""
 
     __slots__ = ("count", "kernels_only")
 
@@ -191,26 +189,34 @@ class BlasLimit:
 
     def __enter__(self):
         with _blas["lock"]:
-            libraries = _blas_libraries()
-            if not _blas["requests"]:
-                saved = {lib: lib.get_num_threads() for lib in libraries}
+            requests = _blas["requests"]
+            if not requests:
+                libraries = _blas_libraries()
+                saved = {lib: lib.get() for lib in libraries}
                 _blas["saved"], _blas["current"] = saved, dict(saved)
             libs = _blas["kernels"] if self.kernels_only else None
-            _blas["requests"][id(self)] = (self.count, libs)
+            requests[id(self)] = (self.count, libs)
             try:
-                _settle()
+                # a new request can only lower a count
+                current, count = _blas["current"], self.count
+                for lib in _blas["libraries"] if libs is None else libs:
+                    if current[lib] > count:
+                        lib.set_num_threads(count)
+                        current[lib] = count
             except BaseException:  # the request is not in force: forget it
-                del _blas["requests"][id(self)]
-                if not _blas["requests"]:
+                del requests[id(self)]
+                if not requests:
                     _blas["saved"], _blas["current"] = {}, {}
                 raise
         return self
 
     def __exit__(self, *exc):
         with _blas["lock"]:
-            if _blas["requests"].pop(id(self), None) is None:
+            request = _blas["requests"].pop(id(self), None)
+            if request is None:
                 return False  # forgotten by a fork (_ledger_after_fork)
-            _settle()
+            libs = _blas["libraries"] if request[1] is None else request[1]
+            _settle(libs)
             if not _blas["requests"]:
                 _blas["saved"], _blas["current"] = {}, {}
         return False
