@@ -180,17 +180,18 @@ def forward(x, n, table, dims, work, out, fns, alpha, kind, item, one, check, bl
     which then goes through the output kernel (0: none); the arrays at ``x``,
     ``work`` and ``out`` are C-contiguous, of the dtype.
     ``fns``: :data:`.abi.FORWARD_FNS` (``mlp_cfuncs.forward_makers``); ``kind``,
-    ``item``, ``one``: the dtype, as for :func:`epoch`. With ``check``, first the
-    finiteness of ``x`` (the C kernel ``all_finite``): returns 0, computing
-    nothing, where an element is NaN or infinite; else 1 (one call where a one-row
+    ``item``, ``one``: the dtype, as for :func:`epoch`. With ``check``, each
+    block's rows are first checked finite (the C kernel ``all_finite``, while they
+    come into cache for the product): returns 0 at the first block with a NaN or an
+    infinity (the blocks before it computed), else 1 (one call where a one-row
     prediction paid two)."""
-    if check and call_i64(fns[_F_ALL_FINITE], (ptr(x), n * dims[0])) == 0:
-        return 0
     L = table.shape[0]
     zero = one + item
     for r0 in range(0, n, block):
         m = block if n - r0 > block else n - r0
         h = x + r0 * dims[0] * item
+        if check and call_i64(fns[_F_ALL_FINITE], (ptr(h), m * dims[0])) == 0:
+            return 0
         rows_out = out + r0 * dims[L] * item
         start = work
         for layer in range(L):
