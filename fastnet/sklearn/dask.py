@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - the dist extra is not installed
         "fastnet.dask needs Dask: pip install 'fastnet[dist]' (or 'dask[distributed]')"
     ) from exc
 
-__all__ = ["fit_blocks", "predict_blocks"]
+__all__ = ["fit_blocks", "fit_distributed", "predict_blocks"]
 
 
 def fit_blocks(
@@ -260,3 +260,6 @@ def _submit(client, parts, i):
 def _gather(client, pending):
     xb, yb, *wb = dask.compute(*pending) if client is None else client.gather(pending)
     return xb, yb, (wb[0] if wb else None)
+
+
+from .distributed import fit_distributed  # noqa: E402  (it uses the helpers above)

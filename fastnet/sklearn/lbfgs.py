@@ -18,7 +18,20 @@ from ._compat import check_optimize_result
 def fit_lbfgs(est, X, y, sample_weight):
     """scikit-learn's ``_fit_lbfgs`` for ``est`` (its weights initialised, ``y``
     encoded)."""
-    # scikit-learn's layout of the packed vector (code in the wild reads it)
+    packed = pack(est)
+    est._network()
+    target, weights = est._targets(y, X.shape[0], X.dtype, sample_weight)
+
+    def objective(packed):
+        return packed_loss_grad(est, packed, X, target, weights)
+
+    minimize(est, objective, packed)
+
+
+def pack(est):
+    """``est``'s weights as scikit-learn's packed float64 vector (coefficients,
+    then intercepts), its layout set in ``_coef_indptr`` / ``_intercept_indptr``
+    (code in the wild reads them)."""
     est._coef_indptr, est._intercept_indptr = [], []
     start = 0
     for W in est.coefs_:
@@ -27,17 +40,17 @@ def fit_lbfgs(est, X, y, sample_weight):
     for b in est.intercepts_:
         est._intercept_indptr.append((start, start + b.size))
         start += b.size
-    est._network()
     arrays = [*est.coefs_, *est.intercepts_]
-    target, weights = est._targets(y, X.shape[0], X.dtype, sample_weight)
+    return np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
 
-    def objective(packed):
-        return packed_loss_grad(est, packed, X, target, weights)
 
-    packed = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float64)
-    iprint = 1 if est.verbose is True or est.verbose >= 1 else -1
+def minimize(est, objective, packed):
+    """scikit-learn's ``scipy.optimize.minimize`` call on ``objective`` (``packed
+    -> (loss, packed gradient)``) from ``packed``, with its options and result
+    check; sets ``n_iter_``, ``loss_`` and the weights. The one copy of the call:
+    the local fit and ``fastnet.dask.fit_distributed`` both run it."""
     options = {"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol}
-    if iprint > 0:
+    if est.verbose is True or est.verbose >= 1:
         options["disp"] = True
     opt_res = scipy.optimize.minimize(
         objective, packed, method="L-BFGS-B", jac=True, options=options
