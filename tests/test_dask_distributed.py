@@ -138,22 +138,27 @@ def test_sync_every_steps_and_the_rounds_are_deterministic(client):
     np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
     assert not np.array_equal(a.coefs_[0], c.coefs_[0])
     assert len(a.loss_curve_) == 5 and a._optimizer.t > 0
+    # an epoch is one pass over each worker's blocks whatever sync_every: rounds
+    # longer than an epoch are an epoch
+    d = fit_distributed(_clf(**kw), _blocks(X), _blocks(y), sync_every=1000)
+    np.testing.assert_array_equal(d.coefs_[0], c.coefs_[0])
 
 
 def test_segments_cover_each_local_epoch_once():
     rows = [7, 5, 9]
-    plan = fd._Plan(seed=3, group=0, round=0, steps=8, batch=3)  # one epoch: 8
+    plan = fd._Plan(seed=3, group=0, start=0, end=8, batch=3)  # one epoch: 8
     seen = [(pos, i) for pos, idx in fd._segments(plan, rows) for i in idx]
     assert sorted(seen) == [(p, i) for p, n in enumerate(rows) for i in range(n)]
-    # rounds of 3 steps cover the same stream
+    # rounds of 3 steps (the last of each epoch shorter) cover the same stream
     stream = []
-    for r in range(8):
-        plan = fd._Plan(seed=3, group=0, round=r, steps=3, batch=3)
-        stream += [(pos, i) for pos, idx in fd._segments(plan, rows) for i in idx]
+    for epoch in range(3):
+        for start in range(8 * epoch, 8 * epoch + 8, 3):
+            plan = fd._Plan(3, 0, start, min(start + 3, 8 * epoch + 8), 3)
+            stream += [(pos, i) for pos, idx in fd._segments(plan, rows) for i in idx]
     whole = [
         (pos, i)
-        for r in range(3)
-        for pos, idx in fd._segments(fd._Plan(3, 0, r, 8, 3), rows)
+        for epoch in range(3)
+        for pos, idx in fd._segments(fd._Plan(3, 0, 8 * epoch, 8 * epoch + 8, 3), rows)
         for i in idx
     ]
     assert stream == whole

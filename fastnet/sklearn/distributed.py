@@ -458,15 +458,15 @@ def _check_finite(est):
 # -- local SGD -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Plan:
-    """Round ``round`` of a worker's stream of minibatches: ``steps`` steps of
+    """Steps ``start`` to ``end`` (excluded) of a worker's stream of minibatches of
     ``batch`` rows; local epoch ``e`` visits the worker's blocks in an order drawn
     from ``(seed, group, e)`` and each block's rows in an order drawn from it
     too."""
 
     seed: int
     group: int
-    round: int
-    steps: int
+    start: int
+    end: int
     batch: int
 
 
@@ -476,7 +476,7 @@ def _segments(plan, rows):
     per_block = [-(-n // plan.batch) for n in rows]
     per_epoch = sum(per_block)
     out = []
-    k, end = plan.round * plan.steps, (plan.round + 1) * plan.steps
+    k, end = plan.start, plan.end
     while k < end:
         epoch, j = divmod(k, per_epoch)
         rng = np.random.default_rng([plan.seed, plan.group, epoch])
@@ -505,6 +505,7 @@ def _local_round(model, state, plan, *blocks):
     est._optimizer = copy.deepcopy(state.optimizer)
     lr = est._optimizer.lr
     est.n_iter_, est.t_ = 0, state.t
+    est.batch_size = plan.batch  # the worker's part of the batch (_fit_stochastic)
     loss, rows = 0.0, 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the client warns, as a local fit would
@@ -556,21 +557,32 @@ def _fit_stochastic(est, model, data, sync_every):
     train = [[i for i in g if i not in val] for g in data.groups]
     train = [(g, members) for g, members in enumerate(train) if members]
     n_train = sum(data.rows[i] for _, members in train for i in members)
-    batch = stochastic._batch_size(est, n_train)
+    # the estimator's batch is shared by the workers (each takes its part, at least
+    # a row): an epoch takes as many averaged steps as a local fit's, not fewer
+    # (with the whole batch on each worker, n workers halved, thirded... the
+    # updates an epoch makes, and local SGD lagged a local fit by its epochs)
+    batch = max(1, -(-stochastic._batch_size(est, n_train) // len(train)))
     steps_per_epoch = {
         g: sum(-(-data.rows[i] // batch) for i in members) for g, members in train
     }
     longest = max(steps_per_epoch.values())
-    rounds = 1 if sync_every is None else -(-longest // sync_every)
+    # an epoch is one pass over every worker's blocks: rounds of sync_every steps
+    # (the last one shorter), each worker stopping at the end of its own pass
+    step = longest if sync_every is None else min(sync_every, longest)
+    rounds = -(-longest // step)
     seed = check_random_state(est.random_state).randint(2**31)
     est.n_iter_ = 0
-    n_round = 0
-    for _ in range(est.max_iter):
+    for epoch in range(est.max_iter):
         loss = rows = 0.0
-        for _ in range(rounds):
-            total = _round(est, model, data, train, steps_per_epoch, sync_every,
-                           seed, n_round, batch)  # fmt: skip
-            n_round += 1
+        for r in range(rounds):
+            spans = {}
+            for g, _ in train:
+                first = epoch * steps_per_epoch[g]
+                start = first + r * step
+                end = min(start + step, first + steps_per_epoch[g])
+                if start < end:
+                    spans[g] = (start, end)
+            total = _round(est, model, data, train, spans, seed, batch)
             loss += total.loss
             rows += total.weight
         if not all(np.isfinite(a).all() for a in [*est.coefs_, *est.intercepts_]):
@@ -602,9 +614,10 @@ def _fit_stochastic(est, model, data, sync_every):
             np.copyto(dst, src)
 
 
-def _round(est, model, data, train, steps_per_epoch, sync_every, seed, n, batch):
-    """One round on every worker; the client's weights and optimizer state become
-    the row-weighted means of the workers'."""
+def _round(est, model, data, train, spans, seed, batch):
+    """One round on every worker with steps in it (``spans``: group -> the steps
+    of its stream); the client's weights and optimizer state become the
+    row-weighted means of theirs."""
     state = _State(
         [a.copy() for a in [*est.coefs_, *est.intercepts_]],
         est._optimizer,
@@ -612,8 +625,9 @@ def _round(est, model, data, train, steps_per_epoch, sync_every, seed, n, batch)
     )
     per_group = []
     for g, members in train:
-        steps = steps_per_epoch[g] if sync_every is None else sync_every
-        plan = _Plan(seed, g, n, steps, batch)
+        if g not in spans:
+            continue
+        plan = _Plan(seed, g, *spans[g], batch)
         per_group.append(
             [
                 data.submit(
