@@ -330,3 +330,19 @@ def test_a_worker_killed_mid_fit(cluster, monkeypatch, solver):
     for a, b in zip(disturbed.coefs_, undisturbed.coefs_, strict=True):
         np.testing.assert_array_equal(a, b)
     client.wait_for_workers(2, timeout=60)
+
+
+def test_a_block_of_zero_weights_adds_nothing(client):
+    # a local fit accepts weights that are zero over a whole block: so does this
+    X, y = _data(2000, classes=2)
+    w = np.ones(2000)
+    w[400:800] = 0  # block 1
+    kw = {"solver": "lbfgs", "max_iter": 5}
+    local = _clf(**kw).fit(X, y, sample_weight=w)
+    dist = fit_distributed(_clf(**kw), _blocks(X), _blocks(y), sample_weight=_blocks(w))
+    np.testing.assert_allclose(dist.loss_, local.loss_, rtol=1e-10)
+    adam = fit_distributed(_clf(max_iter=3), _blocks(X), _blocks(y), sample_weight=w)
+    assert adam.n_iter_ == 3 and np.isfinite(adam.loss_)
+    w[1000] = -1.0
+    with pytest.raises(ValueError, match=r"block 2 \(rows 800-1199\): .*negative"):
+        fit_distributed(_clf(**kw), _blocks(X), _blocks(y), sample_weight=_blocks(w))

@@ -299,9 +299,13 @@ def _prepare(model, xb, yb, wb, where, kind):
             wb = np.asarray(wb, dtype=Xc.dtype)
             if wb.shape != (shape[0],) or not np.isfinite(wb).all():
                 raise ValueError("sample_weight has non-finite values or bad shape")
+            if (wb < 0).any():
+                raise ValueError("sample_weight has negative values")
     except (ValueError, TypeError) as exc:
         return f"{where.name()}: {exc}"
     weight = float(wb.sum()) if wb is not None else float(shape[0])
+    if weight == 0:  # all its weights zero: the block adds nothing (a local fit's
+        return _Block(Xc, None, None, 0.0)  # sums have zero terms for its rows)
     if kind == "lbfgs":
         target, weights = est._targets(yc, shape[0], Xc.dtype, wb)
         return _Block(Xc, target, weights, weight)
@@ -377,6 +381,10 @@ class _Sum:
     steps: float = 0.0
 
     def __add__(self, other):
+        if not other.weight:  # nothing trained or summed there (zero weights)
+            return self
+        if not self.weight:
+            return other
         return _Sum(
             self.vector + other.vector,
             self.loss + other.loss,
@@ -412,6 +420,8 @@ def _reduce(data, per_group, name):
 def _block_loss_grad(model, packed, block):
     """Block loss and gradient at ``packed``, times the block's weight (the
     model's ``alpha`` is 0 here: the client adds the L2 term once)."""
+    if block.weight == 0:
+        return _Sum(np.zeros_like(packed), 0.0, 0.0)
     est = model.local()
     loss, grad = lbfgs.packed_loss_grad(est, packed, block.X, block.y, block.w)
     return _Sum(grad * block.weight, float(loss) * block.weight, block.weight)
@@ -439,6 +449,8 @@ def _fit_lbfgs(est, model, data):
                 ]
             )
         total = data.client.gather(_reduce(data, per_group, "gradsum"))
+        if total.weight <= 0:
+            raise ValueError("sample_weight must have a positive sum")
         W = packed[:n_coef]
         loss = total.loss / total.weight
         loss += 0.5 * est.alpha * float(W @ W) / total.weight
@@ -511,12 +523,16 @@ def _local_round(model, state, plan, *blocks):
         warnings.simplefilter("ignore")  # the client warns, as a local fit would
         for pos, idx in _segments(plan, [b.X.shape[0] for b in blocks]):
             b = blocks[pos]
+            if b.weight == 0:
+                continue  # every weight zero: no step (a local fit's adds nothing)
             est.loss_curve_, est.best_loss_, est._no_improvement_count = [], np.inf, 0
             w = None if b.w is None else b.w[idx]
             est.partial_fit(b.X[idx], b.y[idx], sample_weight=w)
             est._optimizer.lr = lr  # the schedule runs on the client
             loss += float(est.loss_) * idx.size
             rows += idx.size
+    if not rows:  # every block of this round weighted zero
+        return _Sum(np.zeros(0), 0.0, 0.0)
     vector = _flatten(est, est._optimizer) * rows
     return _Sum(vector, loss, float(rows), float(est._optimizer.t) * rows)
 
