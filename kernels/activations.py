@@ -272,14 +272,36 @@ class Activation(NamedTuple):
 _f = _df = _d2f = None
 
 
+# Each template that may run in place (``out`` the same array as an input, as the
+# forward's ``bias_forward(z, b, alpha, z)`` and the backward's
+# ``bias_backward(dy, saved, alpha, dy, db)`` do) has a loop of its own for that
+# case, writing the one array: LLVM vectorises a loop only where it can rule out
+# overlap between what it reads and writes, and with two names for one array its
+# runtime check always finds overlap and runs the scalar loop (an in-place ReLU
+# bias pass over 320 x 128 float32 took 31 us; in its own loop 5 us). The two loops
+# do the same arithmetic on each element: the same bits.
+@jit_inline
+def _same(a, b):
+    """Whether arrays ``a`` and ``b`` start at the same address."""
+    return a.ctypes.data == b.ctypes.data
+
+
 def _forward(x, alpha, out):
-    for i in prange(x.shape[0]):
-        out[i] = _f(x[i], alpha)
+    if _same(x, out):
+        for i in prange(x.shape[0]):
+            x[i] = _f(x[i], alpha)
+    else:
+        for i in prange(x.shape[0]):
+            out[i] = _f(x[i], alpha)
 
 
 def _backward(dy, saved, alpha, out):
-    for i in prange(dy.shape[0]):
-        out[i] = dy[i] * _df(saved[i], alpha)
+    if _same(dy, out):
+        for i in prange(dy.shape[0]):
+            dy[i] = dy[i] * _df(saved[i], alpha)
+    else:
+        for i in prange(dy.shape[0]):
+            out[i] = dy[i] * _df(saved[i], alpha)
 
 
 def _backward_tangent(dy, saved, ddy, tx, alpha, dx, ddx):
@@ -290,17 +312,27 @@ def _backward_tangent(dy, saved, ddy, tx, alpha, dx, ddx):
 
 
 def _bias_forward(z, b, alpha, out):
-    for i in prange(z.shape[0]):
-        for j in range(z.shape[1]):
-            v = z[i, j] + b[j]
-            z[i, j] = v
-            out[i, j] = _f(v, alpha)
+    if _same(z, out):
+        for i in prange(z.shape[0]):
+            for j in range(z.shape[1]):
+                z[i, j] = _f(z[i, j] + b[j], alpha)
+    else:
+        for i in prange(z.shape[0]):
+            for j in range(z.shape[1]):
+                v = z[i, j] + b[j]
+                z[i, j] = v
+                out[i, j] = _f(v, alpha)
 
 
 def _bias_backward(dy, saved, alpha, dz, db):
-    for i in prange(dy.shape[0]):
-        for j in range(dy.shape[1]):
-            dz[i, j] = dy[i, j] * _df(saved[i, j], alpha)
+    if _same(dy, dz):
+        for i in prange(dy.shape[0]):
+            for j in range(dy.shape[1]):
+                dy[i, j] = dy[i, j] * _df(saved[i, j], alpha)
+    else:
+        for i in prange(dy.shape[0]):
+            for j in range(dy.shape[1]):
+                dz[i, j] = dy[i, j] * _df(saved[i, j], alpha)
     # The column sum runs serially, in row order (a reduction across rows), so the
     # serial and parallel twins give bit-identical db.
     for j in range(db.shape[0]):  # a loop: a slice assignment compiles Numba's
