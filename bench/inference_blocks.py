@@ -3,12 +3,12 @@
 floor and ONNX Runtime.
 
     python bench/inference_blocks.py [--runs 3] [--reps 9] [--threads 2]
-        [--blocks 32,64,96,128,160,256,384,512,1024]
+        [--blocks 64,160,320,512,768,1024,2048]
         [--networks 784-256-128-10,64-128-64-10]
 
 float32, the estimator's weights in every runtime; fastnet's compiled forward with
 its block size set by hand (``CompiledForward.block``) on ``--threads`` of its own
-threads, the chosen size (:func:`fastnet._runtime.mlp.block_rows`) marked; the floor
+threads, the chosen size (:func:`fastnet._runtime.mlp.call_block`) marked; the floor
 is NumPy's ``matmul`` of each layer into preallocated outputs on ``--threads`` BLAS
 threads; ONNX Runtime with ``intra_op_num_threads`` = ``--threads``. Each
 repetition times every entry once, in an order reversed every other repetition,
@@ -27,7 +27,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import fastnet as fn
-from fastnet._runtime.mlp import block_rows
+from fastnet._runtime.mlp import call_block
+from fastnet._runtime.pool import pool
 
 ROWS = 10_000
 
@@ -41,7 +42,7 @@ def entries(sizes, blocks, threads):
         est.fit(X, rng.integers(0, sizes[-1], 2000))
     fwd = est._network().compiled_forward()
     Xq = rng.standard_normal((ROWS, sizes[0])).astype(np.float32)
-    chosen = block_rows(fwd.dims, 4)
+    chosen = call_block(ROWS, fwd.least, pool().size)
     out = {}
     for b in sorted({*blocks, chosen}):
 
@@ -101,7 +102,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--blocks", default="32,64,96,128,160,256,384,512,1024")
+    parser.add_argument("--blocks", default="64,160,320,512,768,1024,2048")
     parser.add_argument("--networks", default="784-256-128-10,64-128-64-10")
     args = parser.parse_args()
     blocks = [int(b) for b in args.blocks.split(",")]

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastnet as fn
 from fastnet._runtime import pool as pool_module
-from fastnet._runtime.mlp import BLOCK_MAX, BLOCK_MIN, block_rows
+from fastnet._runtime.mlp import BLOCK_MAX, BLOCK_MIN, block_rows, call_block
 from fastnet._runtime.threads import BlasLimit, thread_limit
 
 
@@ -58,7 +58,7 @@ def pool_size(request, monkeypatch):
 def test_every_thread_count_gives_the_same_bits(kind, dtype, params, pool_size):
     est = fitted(kind, dtype, **params)
     fwd = est._network().compiled_forward()
-    b = fwd.block
+    b = fwd.least
     # inputs shorter than a block, exactly one, one row more, whole blocks, a
     # remainder, more blocks than threads
     for n in (1, 5, b - 1, b, b + 1, 2 * b, 3 * b - 1, 4 * b + 3, 9 * b + 7):
@@ -90,7 +90,7 @@ def test_a_row_anywhere_in_a_block_is_within_ulps_of_it_alone(
     # (their row tiles), and a row alone goes through ?gemv
     est = fitted(kind, dtype, sizes=sizes, **params)
     fwd = est._network().compiled_forward()
-    b = fwd.block
+    b = fwd.least
     X = rows(3 * b + 5, est.n_features_in_, dtype)
     whole = fwd(X)
     eps = np.finfo(dtype).eps
@@ -107,7 +107,7 @@ def test_a_row_anywhere_in_a_block_is_within_ulps_of_it_alone(
 
 def test_callers_in_several_threads_get_their_own_results():
     est = fitted("classifier", np.float32, sizes=(20, 32, 16, 4))
-    b = est._network().compiled_forward().block
+    b = est._network().compiled_forward().least
     inputs = [rows(3 * b + i, 20, np.float32, seed=i) for i in range(8)]
     inputs += [rows(1, 20, np.float32, seed=100 + i) for i in range(4)]
     expected = [est.predict_proba(X) for X in inputs]
@@ -202,6 +202,21 @@ def test_block_rows_keep_a_blocks_activations_in_cache():
     assert block_rows(np.array([3, 2, 1]), 4) == BLOCK_MAX
 
 
+def test_a_call_cuts_its_rows_into_blocks_by_rows_and_cores_only():
+    # few rows: the fewest a block may have; many: about 4 blocks a core, at most
+    # BLOCK_MAX rows (the least where that is larger), a multiple of 16
+    assert call_block(1, 160, 2) == 160
+    assert call_block(10_000, 160, 2) == BLOCK_MAX
+    assert call_block(10_000, 160, 16) == 160
+    assert call_block(3000, 160, 2) == 384
+    assert call_block(10_000, 2048, 2) == 2048
+    # a call's blocks tile its rows whatever its threads: the cut is made before
+    # the pool is asked for threads (test_every_thread_count_gives_the_same_bits)
+    for n in range(1, 40_000, 997):
+        b = call_block(n, 96, 2)
+        assert b % 16 == 0 and 96 <= b <= BLOCK_MAX
+
+
 def test_the_pool_shares_its_cores_between_calls():
     pool = pool_module.Pool(3)
     with pool.share(2) as first:
@@ -230,7 +245,7 @@ def _predict_in_child(queue, est, X):
 
 def test_a_forked_child_predicts_on_a_pool_of_its_own():
     est = fitted("classifier", np.float32, sizes=(20, 32, 16, 4))
-    X = rows(5 * est._network().compiled_forward().block, 20, np.float32)
+    X = rows(5 * est._network().compiled_forward().least, 20, np.float32)
     expected = est.predict_proba(X)  # the parent's pool has started its workers
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
@@ -245,7 +260,7 @@ def test_a_forked_child_predicts_on_a_pool_of_its_own():
 @pytest.mark.parametrize("where", [0, -1])
 def test_a_non_finite_row_in_any_threads_share_is_scikit_learns_error(where):
     est = fitted("classifier", np.float64, sizes=(20, 32, 16, 4))
-    X = rows(6 * est._network().compiled_forward().block, 20, np.float64)
+    X = rows(6 * est._network().compiled_forward().least, 20, np.float64)
     X[where, 3] = np.nan
     with pytest.raises(ValueError, match="Input X contains NaN"):
         est.predict_proba(X)
