@@ -5,6 +5,7 @@ import math
 from numba import prange
 
 from ._config import jit, jit_twins
+from .vmath import exp_of
 
 
 @jit
@@ -34,15 +35,30 @@ def row_exp(z, i, out):
 
 def _softmax_forward(x, out):
     r""":math:`p_{ij} = e^{x_{ij} - m_i} / \sum_k e^{x_{ik} - m_i}`,
-    :math:`m_i = \max_k x_{ik}`.
+    :math:`m_i = \max_k x_{ik}`; ``x`` and ``out`` C-contiguous (``out`` may be
+    ``x``).
 
     Subtracting the row maximum keeps every exponent <= 0, so nothing overflows
-    (logits of 1e4 are fine) and the largest term is exactly 1.
+    (logits of 1e4 are fine) and the largest term is exactly 1. The exponentials
+    run in one pass over the whole array, not row by row: a row of 10 classes is
+    too short for a vector loop, the whole array is not, and a float32 element's
+    :func:`~.vmath.exp_of` is vectorised float64 arithmetic (a float64 element
+    keeps libm's ``exp``). Each row's sum then runs in column order, as before.
     """
-    for i in prange(x.shape[0]):
-        _, s = row_exp(x, i, out)
+    n, k = x.shape
+    for i in prange(n):
+        m = row_max(x, i)
+        for j in range(k):
+            out[i, j] = x[i, j] - m
+    flat = out.reshape(n * k)
+    for t in prange(n * k):
+        flat[t] = exp_of(flat[t], flat[t])
+    for i in prange(n):
+        s = 0.0
+        for j in range(k):
+            s += out[i, j]
         inv = 1.0 / s
-        for j in range(x.shape[1]):
+        for j in range(k):
             out[i, j] *= inv
 
 

@@ -59,6 +59,21 @@ def _float64_from_bits(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _bits_of_float64(typingctx, x):
+    """The int64 holding the IEEE bits of the float64 ``x`` (a reinterpretation)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+#: 2^52 + 1023: a float64 integer k plus this (exact for |k| < 1023) holds k + 1023
+#: in its low 52 bits, the biased exponent of 2^k
+_EXP_BIAS_MAGIC = 4503599627371519.0
+
+
 def exp_f64(t):
     r""":math:`e^t` for a float64 ``t`` in [-104, 104], in vectorisable arithmetic:
     :math:`t = k \ln 2 + r` with :math:`|r| \le \ln 2 / 2`, :math:`e^r` by its Taylor
@@ -70,7 +85,11 @@ def exp_f64(t):
 @overload(exp_f64, inline="always", jit_options=_INLINE)
 def _exp_f64(t):
     def impl(t):
-        k = math.floor(t * _LOG2E + 0.5)
+        # k stays a float64 (np.floor, not math.floor's int64) and 2^k is made
+        # from its bits by adding a magic number: a float64 <-> int64 conversion
+        # has no vector instruction before AVX-512, and one per element kept the
+        # loop scalar on AVX2 machines. The same k, r and 2^k: the same bits.
+        k = np.floor(t * _LOG2E + 0.5)
         r = t - k * _LN2
         p = _C9 * r + _C8
         p = p * r + _C7
@@ -81,7 +100,7 @@ def _exp_f64(t):
         p = p * r + _C2
         p = p * r + 1.0
         p = p * r + 1.0
-        return p * _float64_from_bits((np.int64(k) + 1023) << 52)
+        return p * _float64_from_bits(_bits_of_float64(k + _EXP_BIAS_MAGIC) << 52)
 
     return impl
 
