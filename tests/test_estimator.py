@@ -18,7 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastnet as fn
 from fastnet.sklearn import inputs
-from fastnet.sklearn.estimators import HIDDEN_ACTIVATIONS
+from fastnet.sklearn.estimators import HIDDEN_ACTIVATIONS, _labels
 from fastnet.sklearn.stochastic import shuffled as _shuffled
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -737,3 +737,48 @@ def test_big_endian_labels_give_native_classes_as_scikit_learns():
         theirs.fit(X, y.astype(">i8"))
     assert ours.classes_.dtype == theirs.classes_.dtype
     assert ours.predict(X).dtype == theirs.predict(X).dtype
+
+
+@pytest.mark.parametrize(
+    "labels",
+    ["digits", "names", "binary", "binary names", "booleans", "multilabel"],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_gives_scikit_learns_labels(labels, dtype):
+    """predict picks labels from the outputs without the label binarizer's
+    inverse_transform (multilabel still uses it): the same labels, of the same
+    dtype, as scikit-learn's predict on the same fitted estimator, for one row and
+    many, binary and multiclass, numbers, strings and booleans."""
+    X, y = _digits()
+    X = X.astype(dtype)
+    y = {
+        "digits": y,
+        "names": np.array("zero one two three four five six seven eight nine".split())[
+            y
+        ],
+        "binary": np.where(y > 4, 7, -3),
+        "binary names": np.where(y > 4, "big", "small"),
+        "booleans": y % 2 == 0,
+        "multilabel": np.stack([y > 4, y % 2 == 0, y == 3], axis=1).astype(int),
+    }[labels]
+    est = fn.MLPClassifier((16,), max_iter=5, random_state=0).fit(X, y)
+    for rows in (X[:1], X[:1].astype(np.float64), X[5:6], X[:333], X):
+        got = est.predict(rows)
+        expected = sk.MLPClassifier.predict(est, rows)  # its binarizer's labels
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)
+    # a probability exactly at the binary threshold takes the negative class, as
+    # the binarizer's "> threshold" does; ties in a multiclass row the first class
+    binarizer = est._label_binarizer
+    if binarizer.y_type_ == "binary":
+        outputs = np.array([0.5, np.nextafter(0.5, 1), 0.0, 1.0], dtype)
+    elif binarizer.y_type_ == "multiclass":
+        outputs = np.zeros((3, len(binarizer.classes_)), dtype)
+        outputs[0, [2, 5]] = 0.5
+        outputs[1, :] = 0.1
+        outputs[2, -1] = 1.0
+    else:
+        outputs = np.full((2, 3), 0.5, dtype)
+    np.testing.assert_array_equal(
+        _labels(binarizer, outputs), binarizer.inverse_transform(outputs)
+    )

@@ -389,6 +389,7 @@ class CompiledForward:
         rows = [[lin.params["W"], lin.params["b"]] for lin in linears]
         table, keep = layer_table(rows, dtype)
         self.dims = dims = network_dims(linears, linears[0].n_in)
+        self.n_in, self.n_out = int(dims[0]), int(dims[-1])  # Python ints: cheaper
         self.dtype = dtype
         self.exp = out_kind == "exp"
         self.hidden = int(dims[1:-1].sum())
@@ -416,19 +417,21 @@ class CompiledForward:
         self._local = threading.local()  # each thread's workspace
 
     def _workspace(self, block):
-        """This thread's workspace for blocks of ``block`` rows (kept between
-        calls: a one-row call allocates only its output)."""
+        """The address of this thread's workspace for blocks of ``block`` rows (kept
+        between calls, with its address: a one-row call allocates only its
+        output)."""
         size = block * self.hidden
-        work = getattr(self._local, "work", None)
-        if work is None or work.size < size:
-            work = self._local.work = np.empty(max(size, 1), self.dtype)
-        return work
+        local = self._local
+        work = getattr(local, "work", None)
+        if work is None or work[0].size < size:
+            array = np.empty(max(size, 1), self.dtype)
+            work = local.work = (array, address(array))
+        return work[1]
 
     def _rows(self, X, out, lo, hi, check, block):
         """The kernel on rows ``lo:hi`` of ``X`` into the same rows of ``out``."""
-        step = X.strides[0]
         return self.run(
-            address(X) + lo * step, hi - lo, address(self._workspace(block)),
+            address(X) + lo * X.strides[0], hi - lo, self._workspace(block),
             address(out) + lo * out.strides[0], check, block, *self.fixed,
         )  # fmt: skip
 
@@ -437,18 +440,20 @@ class CompiledForward:
         with ``check``, None where ``X`` holds a NaN or an infinity (the kernel
         checks it first). ``threads``: at most this many threads (None: every core
         of the pool)."""
-        if X.ndim != 2 or X.shape[1] != self.dims[0] or X.dtype != self.dtype:
+        if X.ndim != 2 or X.shape[1] != self.n_in or X.dtype != self.dtype:
             raise ValueError(
                 f"X has {X.shape[1:]} features of {X.dtype}; the network takes "
-                f"{self.dims[0]} of {self.dtype}"
+                f"{self.n_in} of {self.dtype}"
             )
         n = X.shape[0]
         X = np.ascontiguousarray(X)  # the kernel reads rows of the given width
-        out = np.empty((n, self.dims[-1]), X.dtype)
+        out = np.empty((n, self.n_out), self.dtype)
         if n == 0:
             return out
         workers = pool()
-        block = self.block or call_block(n, self.least, workers.size)
+        block = self.block or self.least
+        if n > block and self.block is None:
+            block = call_block(n, block, workers.size)
         blocks = -(-n // block)
         want = min(blocks, workers.size if threads is None else threads)
         # ctypes releases the GIL while the kernel runs: calls run at once

@@ -35,12 +35,13 @@ def resolve_threads(n_threads):
 
 # BLAS's thread count is one setting per library for the whole process, while
 # Numba's is per thread. Every limit fastnet sets goes through one ledger of
-# requests (``requests``: a request's id -> (count, libraries or None: all)): each
-# library runs with the smallest count that a request in force asks of it, the
-# count it had before the first request once none is left. Requests may begin and
-# end in any order from any thread (each thread saving and restoring on its own
-# could leave BLAS at another thread's limit forever, depending on the order they
-# finish in). "libraries": threadpoolctl's controllers of the BLAS libraries
+# requests (``requests``: a request's id -> the :class:`BlasLimit`, its ``count``
+# and the ``libs`` it covers): each library runs with the smallest count that a
+# request in force asks of it, the count it had before the first request covering
+# it (``saved``; ``current``: what it is set to) once none is left. Requests may
+# begin and end in any order from any thread (each thread saving and restoring on
+# its own could leave BLAS at another thread's limit forever, depending on the order
+# they finish in). "libraries": threadpoolctl's controllers of the BLAS libraries
 # loaded, found once (finding them walks every loaded library and takes longer
 # than a whole one-row prediction) and again after an import, which may load one
 # (``modules``: how many modules were imported when they were found); "kernels":
@@ -158,67 +159,63 @@ def _set_blas_threads(settings):
         release()
 
 
-def _settle(libs):
-    """Set each of ``libs`` to the count the requests in force ask of it, or to its
-    own once none does (call with the lock held); only changes are set."""
-    saved, current = _blas["saved"], _blas["current"]
-    requests = _blas["requests"].values()
-    for lib in libs:
-        count = saved[lib]
-        for asked, covered in requests:
-            if asked < count and (covered is None or lib in covered):
-                count = asked
-        if current[lib] != count:
-            lib.set_num_threads(count)
-            current[lib] = count
-
-
 class BlasLimit:
     """A context manager: BLAS at most ``count`` threads inside, in every library
     (``kernels_only=False``) or in those the compiled kernels call. Safe to enter
     from several threads at once, in any order (one ledger of requests); each
-    instance is entered once at a time. A plain class, not a generator, and a few
-    dictionary operations when nothing changes: inference enters one on every
-    call."""
+    instance is entered once at a time. A plain class, not a generator, and only
+    the libraries a request covers are read and set: inference enters one on every
+    call (a one-row prediction's largest cost in Python once was this ledger)."""
 
-    __slots__ = ("count", "kernels_only")
+    __slots__ = ("count", "kernels_only", "libs")
 
     def __init__(self, count, kernels_only=False):
         self.count = count
         self.kernels_only = kernels_only
 
     def __enter__(self):
+        count = self.count
         with _blas["lock"]:
             requests = _blas["requests"]
             if not requests:
-                libraries = _blas_libraries()
-                saved = {lib: lib.get() for lib in libraries}
-                _blas["saved"], _blas["current"] = saved, dict(saved)
-            libs = _blas["kernels"] if self.kernels_only else None
-            requests[id(self)] = (self.count, libs)
+                _blas_libraries()  # found again if an import may have loaded one
+            self.libs = libs = _blas["kernels" if self.kernels_only else "libraries"]
+            saved, current = _blas["saved"], _blas["current"]
+            requests[id(self)] = self
             try:
-                # a new request can only lower a count
-                current, count = _blas["current"], self.count
-                for lib in _blas["libraries"] if libs is None else libs:
-                    if current[lib] > count:
+                for lib in libs:
+                    now = current.get(lib)
+                    if now is None:  # its own count, read when first covered
+                        now = saved[lib] = current[lib] = lib.get()
+                    if now > count:  # a new request can only lower a count
                         lib.set_num_threads(count)
                         current[lib] = count
             except BaseException:  # the request is not in force: forget it
                 del requests[id(self)]
                 if not requests:
-                    _blas["saved"], _blas["current"] = {}, {}
+                    saved.clear()
+                    current.clear()
                 raise
         return self
 
     def __exit__(self, *exc):
         with _blas["lock"]:
-            request = _blas["requests"].pop(id(self), None)
-            if request is None:
+            requests = _blas["requests"]
+            if requests.pop(id(self), None) is None:
                 return False  # forgotten by a fork (_ledger_after_fork)
-            libs = _blas["libraries"] if request[1] is None else request[1]
-            _settle(libs)
-            if not _blas["requests"]:
-                _blas["saved"], _blas["current"] = {}, {}
+            saved, current = _blas["saved"], _blas["current"]
+            for lib in self.libs:
+                # the smallest count a request in force asks of it, else its own
+                count = saved[lib]
+                for other in requests.values():
+                    if other.count < count and lib in other.libs:
+                        count = other.count
+                if current[lib] != count:
+                    lib.set_num_threads(count)
+                    current[lib] = count
+            if not requests:  # read afresh next time: the user may change them
+                saved.clear()
+                current.clear()
         return False
 
 
@@ -285,7 +282,10 @@ class FitGuard:
     """
 
     def __init__(self):
-        self._cond = threading.Condition(threading.Lock())
+        # predictions take the lock itself (a Condition's own enter and exit are
+        # Python calls); a fit waits on the condition over it
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._held = {}  # thread ident -> its nested predictions
         self._writer = None
@@ -337,7 +337,7 @@ class _Reading:
     def __enter__(self):
         guard = self.guard
         self.me = me = threading.get_ident()
-        with guard._cond:
+        with guard._lock:
             nested = guard._held.get(me, 0)
             if not nested and guard._writer is not None and guard._writer != me:
                 raise guard._busy("predict")
@@ -346,12 +346,14 @@ class _Reading:
 
     def __exit__(self, *exc):
         guard, me = self.guard, self.me
-        with guard._cond:
+        with guard._lock:
             guard._readers -= 1
             if guard._held[me] == 1:
                 del guard._held[me]
             else:
                 guard._held[me] -= 1
-            if guard._readers == 0:
+            # only a fit waits for the count to reach 0, and it claims the
+            # estimator (sets _writer) before it waits
+            if guard._readers == 0 and guard._writer is not None:
                 guard._cond.notify_all()
         return False

@@ -1,6 +1,8 @@
 """The network behind an estimator: fastnet's modules over its ``coefs_`` and
 ``intercepts_``, and its output's loss."""
 
+import operator
+
 import numpy as np
 
 from .. import kernels
@@ -60,14 +62,17 @@ class MLPNetwork:
         self.out_activation = out_activation
         self._forward = None
 
-    def serves(self, arrays, settings):
-        """Whether this network is over exactly ``arrays`` (the same objects) with
-        ``settings`` (a prediction asks: kept cheap)."""
-        mine = self.arrays
+    def serves(self, coefs, intercepts, settings):
+        """Whether this network is over exactly ``coefs`` and ``intercepts`` (the
+        same objects) with ``settings`` (every prediction asks: identity tests in
+        C, no list built)."""
+        mine, n = self.arrays, len(self.linears)
         return (
             settings == self.settings
-            and len(arrays) == len(mine)
-            and all(a is b for a, b in zip(arrays, mine, strict=True))
+            and len(coefs) == n
+            and len(intercepts) == n
+            and all(map(operator.is_, coefs, mine[:n]))
+            and all(map(operator.is_, intercepts, mine[n:]))
         )
 
     def parameters(self):
