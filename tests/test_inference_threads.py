@@ -203,18 +203,23 @@ def test_block_rows_keep_a_blocks_activations_in_cache():
 
 
 def test_a_call_cuts_its_rows_into_blocks_by_rows_and_cores_only():
-    # few rows: the fewest a block may have; many: about 4 blocks a core, at most
-    # BLOCK_MAX rows (the least where that is larger), a multiple of 16
-    assert call_block(1, 160, 2) == 160
-    assert call_block(10_000, 160, 2) == BLOCK_MAX
-    assert call_block(10_000, 160, 16) == 160
+    # equal blocks of about the least rows or more, at most 4 a core and
+    # BLOCK_MAX rows each, a multiple of 16
+    assert call_block(1, 160, 2) == 16
+    assert call_block(200, 160, 2) == 112  # 112 + 88, not 160 + 40
     assert call_block(3000, 160, 2) == 384
-    assert call_block(10_000, 2048, 2) == 2048
+    assert call_block(10_000, 160, 2) == 1008
+    assert call_block(10_000, 160, 16) == 160
+    assert call_block(100_000, 160, 2) == BLOCK_MAX  # 98 blocks
     # a call's blocks tile its rows whatever its threads: the cut is made before
     # the pool is asked for threads (test_every_thread_count_gives_the_same_bits)
-    for n in range(1, 40_000, 997):
-        b = call_block(n, 96, 2)
-        assert b % 16 == 0 and 96 <= b <= BLOCK_MAX
+    for cores in (1, 2, 16):
+        for n in range(1, 40_000, 997):
+            b = call_block(n, 96, cores)
+            blocks = -(-n // b)
+            assert b % 16 == 0 and b <= BLOCK_MAX
+            assert blocks <= max(4 * cores, -(-n // BLOCK_MAX))
+            assert n - (blocks - 1) * b <= b  # the last block is the shortest
 
 
 def test_the_pool_shares_its_cores_between_calls():

@@ -344,16 +344,20 @@ def block_rows(dims, item):
 
 
 def call_block(n, least, cores):
-    """Rows of a block for a call of ``n`` rows: about ``n / (BLOCKS_PER_CORE *
-    cores)``, rounded up to :data:`BLOCK_ALIGN`, within ``least`` (:func:`block_rows`)
-    to :data:`BLOCK_MAX`. Larger blocks won by measurement (README, speed): each
-    block's product packs the layer's weights again, and blocks of 1,024 rows ran
-    10,000 rows through 784-256-128-10 at 1.04x the inference GEMM floor where the
-    cache-sized 160 ran at 1.17x. The size depends on the rows and the process's
-    cores, never on a call's thread count: the same bits for any ``n_threads``."""
-    want = -(-n // (BLOCKS_PER_CORE * cores))
-    want = -(-want // BLOCK_ALIGN) * BLOCK_ALIGN
-    return int(min(max(want, least), max(BLOCK_MAX, least)))
+    """Rows of a block for a call of ``n`` rows: the rows cut into equal blocks
+    (rounded up to :data:`BLOCK_ALIGN`), as many as give each block about ``least``
+    rows (:func:`block_rows`) or more, at most :data:`BLOCKS_PER_CORE` per core, and
+    no block over :data:`BLOCK_MAX` rows. Larger blocks won by measurement (README,
+    speed): each block's product packs the layer's weights again, and blocks of
+    about 1,000 rows ran 10,000 rows through 784-256-128-10 at 1.04x the inference
+    GEMM floor where the cache-sized 160 ran at 1.17x; equal blocks keep 200 rows
+    from running as 160 on one thread and 40 on the other. The size depends on the
+    rows and the process's cores, never on a call's thread count: the same bits for
+    any ``n_threads``."""
+    count = min(BLOCKS_PER_CORE * cores, -(-n // least))
+    count = max(count, -(-n // BLOCK_MAX), 1)
+    block = -(-n // count)
+    return -(-block // BLOCK_ALIGN) * BLOCK_ALIGN
 
 
 #: the forward kernel's arguments that change from call to call: its first ones
