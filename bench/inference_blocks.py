@@ -2,7 +2,7 @@
 10,000 rows through each network at each block size, beside the inference GEMM
 floor and ONNX Runtime.
 
-    python bench/inference_blocks.py [--runs 3] [--reps 9] [--threads 2]
+    python bench/inference_blocks.py [--runs 3] [--reps 7] [--threads 2]
         [--blocks 64,160,320,512,768,1024,2048]
         [--networks 784-256-128-10,64-128-64-10]
 
@@ -10,27 +10,30 @@ float32, the estimator's weights in every runtime; fastnet's compiled forward wi
 its block size set by hand (``CompiledForward.block``) on ``--threads`` of its own
 threads, the chosen size (:func:`fastnet._runtime.mlp.call_block`) marked; the floor
 is NumPy's ``matmul`` of each layer into preallocated outputs on ``--threads`` BLAS
-threads; ONNX Runtime with ``intra_op_num_threads`` = ``--threads``. Each
-repetition times every entry once, in an order reversed every other repetition,
-each after 0.2 s of rest (ONNX Runtime's and OpenBLAS's threads spin after their
-work), after a warm-up call (compilation excluded). Printed per run: each entry's median
-time over the floor's; then, per entry, the median and range of that ratio over the
-runs.
+threads; ONNX Runtime with ``intra_op_num_threads`` = ``--threads``. Timed with the
+report's sampler (``fastnet._bench.report.measure``): each repetition times every
+entry once, for about 0.1 s of back-to-back calls, in an order rotated and reversed
+between repetitions, each after 0.2 s of rest (ONNX Runtime's and OpenBLAS's threads
+spin after their work); warm-up and compilation excluded. Printed per run: each
+entry's median time over the floor's; then, per entry, the median and range of that
+ratio over the runs.
 """
 
 import argparse
 import statistics
-import time
 import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import fastnet as fn
+from fastnet._bench.report import measure
 from fastnet._runtime.mlp import call_block
 from fastnet._runtime.pool import pool
 
 ROWS = 10_000
+#: seconds of calls per sample (the report's sampler, as ``bench/report.py`` full)
+TARGET = 0.1
 
 
 def entries(sizes, blocks, threads):
@@ -82,17 +85,8 @@ def entries(sizes, blocks, threads):
 
 def one_run(sizes, blocks, threads, reps):
     fns = entries(sizes, blocks, threads)
-    times = {name: [] for name in fns}
     with threadpool_limits(threads, user_api="blas"):
-        for f in fns.values():
-            f()
-        names = list(fns)
-        for rep in range(reps):
-            for name in names if rep % 2 == 0 else names[::-1]:
-                time.sleep(0.2)  # the previous entry's spinning threads settle
-                t = time.perf_counter()
-                fns[name]()
-                times[name].append(time.perf_counter() - t)
+        times = measure(fns, reps, TARGET)
     floor = statistics.median(times["floor"])
     return {name: statistics.median(v) / floor for name, v in times.items()}, floor
 
@@ -100,7 +94,7 @@ def one_run(sizes, blocks, threads, reps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--blocks", default="64,160,320,512,768,1024,2048")
     parser.add_argument("--networks", default="784-256-128-10,64-128-64-10")
