@@ -196,6 +196,35 @@ def test_the_ledger_gives_each_library_the_smallest_count_in_force():
     assert set(after_a.values()) == {2}
 
 
+def test_a_limit_that_fails_part_way_gives_back_what_it_set(monkeypatch):
+    from fastnet._runtime import threads
+
+    class Library:  # a BLAS library whose count can be read, and set unless broken
+        def __init__(self, count, broken=False):
+            self.count, self.broken = count, broken
+
+        def get(self):
+            return self.count
+
+        def set_num_threads(self, count):
+            if self.broken:
+                raise OSError("cannot set the thread count")
+            self.count = count
+
+    good, broken = Library(4), Library(4, broken=True)
+    monkeypatch.setitem(threads._blas, "libraries", [good, broken])
+    monkeypatch.setitem(threads._blas, "kernels", [good])
+    monkeypatch.setattr(threads, "_blas_libraries", lambda: [good, broken])
+    with pytest.raises(OSError, match="cannot set"):
+        with BlasLimit(1):
+            pass  # pragma: no cover - never entered
+    assert good.count == 4  # lowered to 1, then given back when the next failed
+    assert not threads._blas["requests"] and not threads._blas["saved"]
+    with BlasLimit(2, kernels_only=True):  # the broken one is not the kernels'
+        assert (good.count, broken.count) == (2, 4)
+    assert good.count == 4
+
+
 def test_block_rows_keep_a_blocks_activations_in_cache():
     assert block_rows(np.array([784, 256, 128, 10]), 4) % 16 == 0
     assert BLOCK_MIN <= block_rows(np.array([10, 100_000, 10]), 8) == BLOCK_MIN

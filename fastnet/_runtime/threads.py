@@ -190,33 +190,36 @@ class BlasLimit:
                     if now > count:  # a new request can only lower a count
                         lib.set_num_threads(count)
                         current[lib] = count
-            except BaseException:  # the request is not in force: forget it
+            except BaseException:  # the request is not in force: undo it
                 del requests[id(self)]
-                if not requests:
-                    saved.clear()
-                    current.clear()
+                self._settle(requests)
                 raise
         return self
 
     def __exit__(self, *exc):
         with _blas["lock"]:
             requests = _blas["requests"]
-            if requests.pop(id(self), None) is None:
-                return False  # forgotten by a fork (_ledger_after_fork)
-            saved, current = _blas["saved"], _blas["current"]
-            for lib in self.libs:
-                # the smallest count a request in force asks of it, else its own
-                count = saved[lib]
-                for other in requests.values():
-                    if other.count < count and lib in other.libs:
-                        count = other.count
-                if current[lib] != count:
-                    lib.set_num_threads(count)
-                    current[lib] = count
-            if not requests:  # read afresh next time: the user may change them
-                saved.clear()
-                current.clear()
+            if requests.pop(id(self), None) is not None:  # else forgotten by a fork
+                self._settle(requests)
         return False
+
+    def _settle(self, requests):
+        """Set each library of this ended request to the smallest count a request
+        still in force asks of it, else to its own (call with the lock held)."""
+        saved, current = _blas["saved"], _blas["current"]
+        for lib in self.libs:
+            if lib not in saved:
+                continue  # never read (its count could not be read)
+            count = saved[lib]
+            for other in requests.values():
+                if other.count < count and lib in other.libs:
+                    count = other.count
+            if current[lib] != count:
+                lib.set_num_threads(count)
+                current[lib] = count
+        if not requests:  # read afresh next time: the user may change them
+            saved.clear()
+            current.clear()
 
 
 def _ledger_after_fork():
