@@ -782,3 +782,30 @@ def test_predict_gives_scikit_learns_labels(labels, dtype):
     np.testing.assert_array_equal(
         _labels(binarizer, outputs), binarizer.inverse_transform(outputs)
     )
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda est: est.coefs_.__setitem__(0, est.coefs_[0].astype(np.float32)),
+         r"intercepts_\[0\] is float64 where coefs_\[0\] is float32"),
+        (lambda est: est.coefs_.__setitem__(1, est.coefs_[1][:, :2]),
+         r"coefs_\[1\] has shape \(16, 2\) and intercepts_\[1\] \(10,\)"),
+        (lambda est: est.coefs_.__setitem__(1, np.zeros((5, 10))),
+         r"coefs_\[1\] takes 5 inputs but coefs_\[0\] gives 16 outputs"),
+        (lambda est: setattr(est, "coefs_", est.coefs_[:1]),
+         r"coefs_ has 1 arrays and intercepts_ 2"),
+        (lambda est: est.intercepts_.__setitem__(0, est.intercepts_[0].astype(int)),
+         r"intercepts_\[0\] is int64 where coefs_\[0\] is float64"),
+    ],
+)  # fmt: skip
+def test_assigned_weights_the_kernels_cannot_take_are_named(change, message):
+    """A user's coefs_/intercepts_ that fastnet cannot compute with (mixed dtypes,
+    which scikit-learn computes in the wider type; shapes that do not chain) are a
+    ValueError naming the attribute, not an error about fastnet's internals."""
+    X, y = _digits()
+    est = fn.MLPClassifier((16,), max_iter=2, random_state=0).fit(X, y)
+    change(est)
+    for method in (est.predict, est.predict_proba):
+        with pytest.raises(ValueError, match=message):
+            method(X[:5])

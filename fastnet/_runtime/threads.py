@@ -295,10 +295,11 @@ class FitGuard:
         self._depth = 0
 
     def _busy(self, action):
+        instead = "fit" if action == "fit" else "fit and predict with"
         return RuntimeError(
             f"cannot {action}: this estimator is being fitted in another thread; "
-            "wait for fit/partial_fit to return (or predict with a copy made by "
-            "sklearn.base.clone and fitted separately)"
+            f"wait for fit/partial_fit to return (or {instead} a copy made by "
+            "sklearn.base.clone)"
         )
 
     def reading(self):

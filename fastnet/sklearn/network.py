@@ -38,6 +38,7 @@ class MLPNetwork:
 
     def __init__(self, coefs, intercepts, settings, dropout_seed=None):
         activation, dropout, out_activation = settings
+        check_weights(coefs, intercepts)
         self.settings = settings
         self.linears = [Linear.from_params(*_own(W, b)) for W, b in
                         zip(coefs, intercepts, strict=True)]  # fmt: skip
@@ -127,6 +128,40 @@ class MLPNetwork:
             hidden = self.hidden[0] if self.hidden else None
             self._forward = CompiledForward(self.linears, hidden, self.out_activation)
         return self._forward
+
+
+def check_weights(coefs, intercepts):
+    """A ``ValueError`` naming the estimator's attribute unless ``coefs`` and
+    ``intercepts`` (its ``coefs_`` and ``intercepts_``, perhaps assigned by a user)
+    are layers the kernels can take: 2-D weights and 1-D biases of one float dtype
+    (float32 or float64 throughout: scikit-learn computes a mix in the wider type,
+    fastnet's kernels in one), each bias as wide as its weights' outputs, each
+    layer's inputs the previous layer's outputs."""
+    if len(coefs) != len(intercepts) or not coefs:
+        raise ValueError(
+            f"coefs_ has {len(coefs)} arrays and intercepts_ {len(intercepts)}; "
+            "they need one per layer, at least one"
+        )
+    dtype = np.asarray(coefs[0]).dtype
+    for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
+        W, b = np.asarray(W), np.asarray(b)
+        for name, a in ((f"coefs_[{i}]", W), (f"intercepts_[{i}]", b)):
+            if a.dtype != dtype or dtype not in (np.float32, np.float64):
+                raise ValueError(
+                    f"{name} is {a.dtype} where coefs_[0] is {dtype}: coefs_ and "
+                    "intercepts_ must be all float32 or all float64 (fastnet's "
+                    "kernels compute in one dtype; convert them with astype)"
+                )
+        if W.ndim != 2 or b.shape != (W.shape[1:2]):
+            raise ValueError(
+                f"coefs_[{i}] has shape {W.shape} and intercepts_[{i}] {b.shape}; "
+                "a layer needs weights (inputs, outputs) and biases (outputs,)"
+            )
+        if i and W.shape[0] != np.shape(coefs[i - 1])[1]:
+            raise ValueError(
+                f"coefs_[{i}] takes {W.shape[0]} inputs but coefs_[{i - 1}] gives "
+                f"{np.shape(coefs[i - 1])[1]} outputs"
+            )
 
 
 def _own(W, b):
