@@ -270,6 +270,7 @@ class Activation(NamedTuple):
 # Loop templates. ``_f``, ``_df`` and ``_d2f`` are bound to one activation's scalar
 # functions by ``jit_twins`` in ``_make``; these placeholders are never called.
 _f = _df = _d2f = None
+_OWN_LOOP = True
 
 
 # Each template that may run in place (``out`` the same array as an input, as the
@@ -279,7 +280,12 @@ _f = _df = _d2f = None
 # overlap between what it reads and writes, and with two names for one array its
 # runtime check always finds overlap and runs the scalar loop (an in-place ReLU
 # bias pass over 320 x 128 float32 took 31 us; in its own loop 5 us). The two loops
-# do the same arithmetic on each element: the same bits.
+# do the same arithmetic on each element: the same bits. ``_OWN_LOOP`` (bound per
+# activation, a constant Numba prunes the branch on) is False for tanh and the
+# logistic function: their float32 scalar functions are vmath's inlined overloads,
+# and inlining one twice into a function makes Numba's SSA check warn
+# (NumbaIRAssumptionWarning) at every user's first compilation; their loops are
+# bound by the exponential's arithmetic, not by memory, and keep one loop.
 @jit_inline
 def _same(a, b):
     """Whether arrays ``a`` and ``b`` start at the same address."""
@@ -287,7 +293,7 @@ def _same(a, b):
 
 
 def _forward(x, alpha, out):
-    if _same(x, out):
+    if _OWN_LOOP and _same(x, out):
         for i in prange(x.shape[0]):
             x[i] = _f(x[i], alpha)
     else:
@@ -296,7 +302,7 @@ def _forward(x, alpha, out):
 
 
 def _backward(dy, saved, alpha, out):
-    if _same(dy, out):
+    if _OWN_LOOP and _same(dy, out):
         for i in prange(dy.shape[0]):
             dy[i] = dy[i] * _df(saved[i], alpha)
     else:
@@ -312,7 +318,7 @@ def _backward_tangent(dy, saved, ddy, tx, alpha, dx, ddx):
 
 
 def _bias_forward(z, b, alpha, out):
-    if _same(z, out):
+    if _OWN_LOOP and _same(z, out):
         for i in prange(z.shape[0]):
             for j in range(z.shape[1]):
                 z[i, j] = _f(z[i, j] + b[j], alpha)
@@ -325,7 +331,7 @@ def _bias_forward(z, b, alpha, out):
 
 
 def _bias_backward(dy, saved, alpha, dz, db):
-    if _same(dy, dz):
+    if _OWN_LOOP and _same(dy, dz):
         for i in prange(dy.shape[0]):
             for j in range(dy.shape[1]):
                 dy[i, j] = dy[i, j] * _df(saved[i, j], alpha)
@@ -342,15 +348,23 @@ def _bias_backward(dy, saved, alpha, dz, db):
             db[j] += dz[i, j]
 
 
+#: activations whose in-place calls share the general loop (see ``_OWN_LOOP``)
+_ONE_LOOP = frozenset({"tanh", "logistic"})
+
+
 def _make(name, f, df, d2f, saves):
     """The kernels of the activation ``name``, whose derivatives ``df`` and
     ``d2f`` take the tensor ``saves`` names: the input ``"x"`` or the output
     ``"y"``."""
     templates = (_forward, _backward, _bias_forward, _bias_backward, _backward_tangent)
+    own_loop = name not in _ONE_LOOP
     kernels = [
-        jit_twins(template, f"{name}{template.__name__}", _f=f, _df=df, _d2f=d2f)
+        jit_twins(
+            template, f"{name}{template.__name__}", _f=f, _df=df, _d2f=d2f,
+            _OWN_LOOP=own_loop,
+        )
         for template in templates
-    ]
+    ]  # fmt: skip
     return Activation(*kernels, saves)
 
 

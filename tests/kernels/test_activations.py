@@ -1,5 +1,9 @@
 """Activation kernels against NumPy references, finite differences and PyTorch."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -297,3 +301,33 @@ def test_backward_tangent_twins_agree(name, dtype, rng):
         strict=True,
     ):
         assert_twins_equal(a, b)
+
+
+def test_first_compilation_of_the_kernels_warns_nothing(tmp_path):
+    """In a fresh cache, compiling the kernels of ReLU (a loop of its own in place)
+    and of tanh and the logistic function (one loop) in place, both twins, float32
+    (vmath's functions serve float32), raises no Numba warning: a loop that inlined
+    vmath's tanh or logistic twice made Numba's SSA check warn
+    (NumbaIRAssumptionWarning) at a user's first fit."""
+    code = """if True:
+        import warnings
+        import numpy as np
+        from numba.core.errors import NumbaWarning
+        warnings.simplefilter("error", NumbaWarning)
+        from fastnet.kernels import ACTIVATIONS
+        for name in ("relu", "tanh", "logistic"):
+            act = ACTIVATIONS[name]
+            z, b = np.zeros((3, 5), np.float32), np.zeros(5, np.float32)
+            flat = z.reshape(-1)
+            for k in (0, 1):
+                act.bias_forward[k](z, b, 0.1, z)
+                act.forward[k](flat, 0.1, flat)
+                act.backward[k](flat, flat, 0.1, flat)
+                act.bias_backward[k](z, z, 0.1, z, b)
+    """
+    env = {**os.environ, "FASTNET_CACHE_DIR": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
