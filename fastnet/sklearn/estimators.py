@@ -365,6 +365,13 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
                 )
         return super()._validate_input(X, y, incremental, reset)
 
+    def _outputs(self, X):
+        """The fitted network's outputs for ``X`` after scikit-learn's checks, 1-D
+        for one output (scikit-learn's ``_predict`` before its labels); call under
+        the fit guard."""
+        y_pred = self._forward_pass_fast(X)
+        return y_pred.ravel() if self.n_outputs_ == 1 else y_pred
+
     def predict(self, X):
         """Class labels, as scikit-learn's (same checks, same labels), under the fit
         guard. The labels are picked from the outputs as its label binarizer's
@@ -374,10 +381,7 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         with self._guard().reading():
             if not hasattr(self, "coefs_"):
                 return super().predict(X)  # scikit-learn's NotFittedError
-            y_pred = self._forward_pass_fast(X)
-            if self.n_outputs_ == 1:
-                y_pred = y_pred.ravel()
-            return _labels(self._label_binarizer, y_pred)
+            return _labels(self._label_binarizer, self._outputs(X))
 
     def predict_proba(self, X):
         """Class probabilities, as scikit-learn's (same shapes, same checks); the
@@ -385,9 +389,7 @@ class MLPClassifier(_FastnetMLP, _SkClassifier):
         with self._guard().reading():
             if not hasattr(self, "coefs_"):
                 return super().predict_proba(X)  # scikit-learn's NotFittedError
-            y_pred = self._forward_pass_fast(X)
-            if self.n_outputs_ == 1:
-                y_pred = y_pred.ravel()
+            y_pred = self._outputs(X)
         if y_pred.ndim == 1:
             return np.vstack([1 - y_pred, y_pred]).T
         return y_pred
