@@ -80,15 +80,21 @@ EPOCH = CKernel(
     _params(
         "t_row:i order:l n:i batch:i table:l L:i dims:l at:l zo:l do:l hp:h t0:i "
         "alpha:f l2:f grad_scale:f loss_scale:f clip:f losses:h fns:l kind:i "
-        "item:i"
+        "item:i part:i parts:i shares:i sync:l"
     ),
     "i",
     "c_epoch",
 )
 #: the entries of the epoch's ``at`` array, each an address: the data ``X`` and the
-#: targets ``T``, the workspaces ``zs``, ``ds``, ``xb``, ``tb``, and ``one`` (the
-#: numbers 1 and 0 in the dtype)
-EPOCH_AT = CKernel(_params("X:i T:i zs:i ds:i xb:i tb:i one:i"))
+#: targets ``T``, the workspaces ``zs``, ``ds``, ``xb``, ``tb``, ``one`` (the
+#: numbers 1 and 0 in the dtype), ``dbs`` (a row of the widest layer's width per
+#: thread, of the dtype) and ``sq`` (one float64)
+EPOCH_AT = CKernel(_params("X:i T:i zs:i ds:i xb:i tb:i one:i dbs:i sq:i"))
+#: the int64 entries of the array ``sync`` that the threads of one epoch share: the
+#: threads at the barrier, the barrier's generation, a request to stop (not 0: every
+#: thread returns -1 at its next barrier), and the address of a C function
+#: ``void wait(void)`` a thread calls while it waits long (``sched_yield``; 0: none)
+SYNC = ("arrived", "generation", "stop", "wait")
 #: the forward pass (``_forward_c``): the arguments that change per call first;
 #: returns 0 where ``check`` found a non-finite input, else 1
 FORWARD = CKernel(
@@ -105,6 +111,7 @@ BIAS_ACT = CKernel(_params("z:p b:p out:p m:i d:i alpha:f"))
 ACT_BACKWARD = CKernel(_params("dy:p x:p y:p dz:p db:p m:i d:i alpha:f"))
 LOSS_LABELS = CKernel(_params("z:p b:p t:l grad:p db:p m:i k:i factor:f eps:f"), "f")
 LOSS_DENSE = CKernel(_params("z:p b:p t:p grad:p db:p m:i k:i factor:f eps:f"), "f")
+COLUMN_SUM = CKernel(_params("x:p db:p m:i d:i lo:i hi:i"))
 UPDATE = CKernel(_params("p:p g:p s1:p s2:p n1:i n2:i n:i t:i hp:h l2:f"))
 SUM_SQ = CKernel(_params("p:p n:i"), "f")
 OUTPUT = CKernel(_params("z:p m:i k:i"))
@@ -115,7 +122,7 @@ ALL_FINITE = CKernel(_params("x:p n:i"), "i")
 #: a forward's table has the first two
 LAYER_COLUMNS = ("W", "b", "gW", "gb", "s1W", "s2W", "s1b", "s2b")
 #: the epoch's C kernels, in the order of its ``fns`` array
-EPOCH_FNS = ("bias_act", "act_backward", "loss", "update", "sum_sq")
+EPOCH_FNS = ("bias_act", "act_backward", "loss", "update", "sum_sq", "column_sum")
 #: the forward's C kernels, in the order of its ``fns`` array
 FORWARD_FNS = ("bias_act", "bias", "output", "all_finite")
 #: output of the forward kernel: 0 identity, 1 softmax, 2 logistic
@@ -163,6 +170,7 @@ def epoch_names(activation, loss, optimizer, dtype):
         f"c_{loss}_{d}",
         f"c_{optimizer}_{d}",
         f"c_sum_squares_{d}",
+        f"c_column_sum_{d}",
     ]
 
 

@@ -60,7 +60,7 @@ GEMV_ROWS = 6
 
 
 def _call_product(context, builder, kind, item, trans_a, trans_b, m, n, k, alpha, a,
-                  b, beta, out):  # fmt: skip
+                  b, beta, out, lda=None):  # fmt: skip
     r"""Emit row-major ``out (m, n) = alpha op(a) op(b) + beta out`` (every operand
     C-contiguous; ``trans_*`` LLVM booleans, sizes ``intp``, the rest ``void*``,
     ``alpha`` and ``beta`` pointing at scalars of the dtype of BLAS letter code
@@ -77,10 +77,14 @@ def _call_product(context, builder, kind, item, trans_a, trans_b, m, n, k, alpha
     Row by row, each row of ``out`` is the same bits whatever the other rows (up to
     :data:`GEMV_ROWS`, one output column too): a row predicted alone equals it
     predicted in a small batch.
+
+    ``lda``: the length of ``a``'s rows where ``a`` is part of a wider matrix (an
+    ``intp``; None: ``a`` is contiguous).
     """
     intp = context.get_value_type(types.intp)
     one = ir.Constant(intp, 1)
-    lda = builder.select(trans_a, m, k)  # a's row length
+    if lda is None:
+        lda = builder.select(trans_a, m, k)  # a's row length
     ldb = builder.select(trans_b, k, n)  # b's row length
     status = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(32), 0))
     column = builder.icmp_signed("==", n, one)
@@ -219,4 +223,33 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
         )  # fmt: skip
 
     sig = types.int32(kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b)
+    return sig, codegen
+
+
+@intrinsic
+def gemm_lda_at(typingctx, kind, a, lda, b, out, m, n, k, alpha, beta, trans_a,
+                trans_b):  # fmt: skip
+    r""":func:`gemm_at` where ``a`` is a block of a wider row-major matrix, whose
+    rows are ``lda`` numbers long (``a`` its block's first element): the training
+    epoch's threads each take a block of rows of a weight gradient,
+    ``gW[g0:g1] = h[:, g0:g1]^T dy``."""
+    ensure_blas()
+
+    def codegen(context, builder, sig, args):
+        on, size = _casts(context, builder, sig, args)
+
+        def address(i):
+            return builder.inttoptr(size(i), _VOIDP)
+
+        kind_ = builder.trunc(size(0), _CHAR)
+        double = builder.icmp_unsigned("==", kind_, ir.Constant(_CHAR, ord("d")))
+        intp = context.get_value_type(types.intp)
+        item = builder.select(double, ir.Constant(intp, 8), ir.Constant(intp, 4))
+        return _call_product(
+            context, builder, kind_, item, on(10), on(11), size(5), size(6),
+            size(7), address(8), address(1), address(3), address(9), address(4),
+            lda=size(2),
+        )  # fmt: skip
+
+    sig = types.int32(kind, a, lda, b, out, m, n, k, alpha, beta, trans_a, trans_b)
     return sig, codegen

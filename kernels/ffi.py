@@ -17,6 +17,8 @@ into an array inside a kernel. The caller keeps the arrays alive and checks thei
 shapes, dtypes and contiguity.
 """
 
+import platform
+
 from llvmlite import ir
 from numba import carray, types
 from numba.core import cgutils
@@ -119,3 +121,66 @@ def view(address, shape, like):
     """The array of ``shape`` and ``like``'s dtype at ``address`` (no copy, no
     ownership: the caller keeps the memory alive)."""
     return carray(ptr(address), shape, like.dtype)
+
+
+# Synchronisation between the threads of one kernel: an epoch split over several
+# threads (``kernels/mlp.py``) meets at a barrier several times a step, too often
+# for a handoff through Python. Each thread runs the same C function; they share an
+# int64 array (:data:`.abi.SYNC`) and meet through atomic operations on it.
+
+
+def _i64_at(builder, address):
+    return builder.inttoptr(address, ir.IntType(64).as_pointer())
+
+
+@intrinsic
+def atomic_add(typingctx, address, value):
+    """Add the int64 ``value`` to the int64 at ``address`` atomically (sequentially
+    consistent); return what was there before."""
+
+    def codegen(context, builder, sig, args):
+        where = _i64_at(builder, args[0])
+        return builder.atomic_rmw("add", where, args[1], "seq_cst")
+
+    return types.int64(types.int64, types.int64), codegen
+
+
+@intrinsic
+def atomic_load(typingctx, address):
+    """The int64 at ``address``, read atomically (sequentially consistent): each
+    read in a wait loop reads memory again."""
+
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_i64_at(builder, args[0]), "seq_cst", 8)
+
+    return types.int64(types.int64), codegen
+
+
+@intrinsic
+def atomic_store(typingctx, address, value):
+    """Write the int64 ``value`` to ``address`` atomically (sequentially
+    consistent)."""
+
+    def codegen(context, builder, sig, args):
+        builder.store_atomic(args[1], _i64_at(builder, args[0]), "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return types.void(types.int64, types.int64), codegen
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+@intrinsic
+def spin_pause(typingctx):
+    """A hint to the processor that this thread waits in a loop (x86's ``pause``:
+    the other hyperthread of the core runs meanwhile); nothing elsewhere."""
+
+    def codegen(context, builder, sig, args):
+        if _X86:
+            fnty = ir.FunctionType(ir.VoidType(), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen

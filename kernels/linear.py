@@ -5,8 +5,14 @@ transposed operands passed as transpose flags, not copies. Results are written i
 caller-owned, C-contiguous buffers.
 """
 
+import numpy as np
+
 from ._config import jit_inline
-from .blas import gemm
+from .blas import gemm, gemm_lda_at
+
+#: a product in shares (:func:`share`) is cut at multiples of this: the inference
+#: blocks' alignment (``fastnet._runtime.mlp.BLOCK_ALIGN``)
+_ALIGN = 16
 
 
 @jit_inline
@@ -86,3 +92,60 @@ def column_sum(a, out):
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             out[j] += a[i, j]
+
+
+@jit_inline
+def share(n, part, parts):
+    """Part ``part`` of ``parts`` of ``range(n)`` (rows of a product), as ``(lo,
+    hi)``: cut at multiples of 16, every share but the last a multiple of 16, so
+    that each share with rows has at least 16 (more than ``blas.GEMV_ROWS``: a
+    share goes to ``?gemm`` as the whole product does) unless ``n`` is under 16,
+    which goes whole to part 0. Parts beyond the ``n // 16`` groups get ``(0, 0)``.
+    The training epoch's threads take a step's products in these shares
+    (``kernels.mlp.epoch``)."""
+    groups = n // _ALIGN
+    used = min(parts, max(groups, 1))
+    if part >= used:
+        return 0, 0
+    lo = _ALIGN * (groups * part // used)
+    hi = n if part == used - 1 else _ALIGN * (groups * (part + 1) // used)
+    return lo, hi
+
+
+@jit_inline
+def linear_forward_shares(x, w, b, out, shares):
+    """:func:`linear_forward` on each of ``shares`` shares of the rows
+    (:func:`share`): the products of the training epoch in ``shares`` shares,
+    to the bit (BLAS does not give a block of rows the bits of the whole
+    product)."""
+    for part in range(shares):
+        lo, hi = share(x.shape[0], part, shares)
+        if hi > lo:
+            linear_forward(x[lo:hi], w, b, out[lo:hi])
+
+
+@jit_inline
+def linear_backward_shares(dy, x, w, dx, dw, db, shares):
+    """:func:`linear_backward` with its products in ``shares`` shares, as the
+    training epoch's: ``dX`` by rows, ``dW`` by its rows (``dW[g0:g1] = X[:, g0:g1]^T
+    dY``, each element summing every row; one output column: whole), ``db`` in row
+    order."""
+    n_in, n_out = x.shape[1], dy.shape[1]
+    item = x.itemsize
+    kind = ord("s") if item == 4 else ord("d")
+    scalars = np.zeros(2, x.dtype)
+    scalars[0] = 1.0
+    for part in range(shares):
+        lo, hi = share(x.shape[0], part, shares)
+        if dx.size > 0 and hi > lo:
+            gemm(dy[lo:hi], w, dx[lo:hi], 1.0, 0.0, False, True)
+        g0, g1 = share(n_in, part, shares)
+        if n_out == 1:
+            g0, g1 = 0, n_in if part == 0 else 0
+        if g1 > g0:
+            one = scalars.ctypes.data
+            gemm_lda_at(kind, x.ctypes.data + g0 * item, n_in, dy.ctypes.data,
+                        dw.ctypes.data + g0 * n_out * item, g1 - g0, n_out,
+                        x.shape[0], one, one + item, True, False)  # fmt: skip
+    if db.size > 0:
+        column_sum(dy, db)

@@ -27,15 +27,84 @@ where they are not there.
 """
 
 from . import abi
-from ._config import jit
-from .blas import gemm_at
-from .ffi import call_f64, call_i64, call_void, copy_bytes, ptr
+from ._config import jit, jit_inline
+from .linear import share
+from .blas import gemm_at, gemm_lda_at
+from .ffi import (
+    atomic_add,
+    atomic_load,
+    atomic_store,
+    call_f64,
+    call_i64,
+    call_void,
+    copy_bytes,
+    ptr,
+    spin_pause,
+    view,
+)
 
 # the layer table's columns, the fns arrays' entries (:mod:`.abi`), as constants
 _W, _B, _GW, _GB, _S1W, _S2W, _S1B, _S2B = range(len(abi.LAYER_COLUMNS))
-_BIAS_ACT, _ACT_BACKWARD, _LOSS, _UPDATE, _SUM_SQ = range(len(abi.EPOCH_FNS))
+_BIAS_ACT, _ACT_BACKWARD, _LOSS, _UPDATE, _SUM_SQ, _COLUMN_SUM = range(
+    len(abi.EPOCH_FNS)
+)
 _F_BIAS_ACT, _F_BIAS, _F_OUTPUT, _F_ALL_FINITE = range(len(abi.FORWARD_FNS))
-_AT_X, _AT_T, _AT_ZS, _AT_DS, _AT_XB, _AT_TB, _AT_ONE = range(len(abi.EPOCH_AT.params))
+_AT_X, _AT_T, _AT_ZS, _AT_DS, _AT_XB, _AT_TB, _AT_ONE, _AT_DBS, _AT_SQ = range(
+    len(abi.EPOCH_AT.params)
+)
+
+
+#: a waiting thread spins this many times (``pause``), then yields its core at each
+#: look (``wait`` of :data:`.abi.SYNC`)
+_SPINS = 4000
+_ARRIVED, _GENERATION, _STOP, _WAIT = range(len(abi.SYNC))
+
+
+@jit_inline
+def _barrier(sync, parts):
+    """Wait until all ``parts`` threads of the epoch have come here (sense by
+    generation: the last to come resets the count and opens the next
+    generation); False where a stop was asked (:data:`.abi.SYNC`)."""
+    if parts == 1:
+        return True
+    base = sync.ctypes.data
+    generation = atomic_load(base + 8 * _GENERATION)
+    if atomic_add(base + 8 * _ARRIVED, 1) == parts - 1:
+        atomic_store(base + 8 * _ARRIVED, 0)
+        atomic_add(base + 8 * _GENERATION, 1)
+    else:
+        spins = 0
+        while atomic_load(base + 8 * _GENERATION) == generation:
+            if atomic_load(base + 8 * _STOP) != 0:
+                return False
+            spins += 1
+            if spins < _SPINS or sync[_WAIT] == 0:
+                spin_pause()
+            else:
+                call_void(sync[_WAIT], ())
+    return atomic_load(base + 8 * _STOP) == 0
+
+
+@jit_inline
+def _forward_rows(table, dims, zs, zo, xb, fns, alpha, kind, item, one, r0, rows):
+    """The epoch's forward on the batch's rows ``r0:r0 + rows``: each layer's
+    product, then its bias and activation (the last layer's bias: the loss's)."""
+    L = table.shape[0]
+    zero = one + item
+    h = xb
+    for layer in range(L):
+        d = dims[layer + 1]
+        z = zs + zo[layer] * item
+        gemm_at(kind, h + r0 * dims[layer] * item, table[layer, _W], z + r0 * d * item,
+                rows, d, dims[layer], one, zero, False, False)  # fmt: skip
+        if layer < L - 1:
+            # the activation in a block of its own: the backward reads the input
+            # or the output, as its kernel needs
+            a = zs + zo[L + layer] * item
+            args = (ptr(z + r0 * d * item), ptr(table[layer, _B]),
+                    ptr(a + r0 * d * item), rows, d, alpha)  # fmt: skip
+            call_void(fns[_BIAS_ACT], args)
+            h = a
 
 
 @jit
@@ -59,8 +128,15 @@ def epoch(
     fns,
     kind,
     item,
+    part,
+    parts,
+    shares,
+    sync,
 ):
-    """Train one epoch over the rows ``order`` in batches of ``batch``.
+    """Train one epoch over the rows ``order`` in batches of ``batch``, each step's
+    products in ``shares`` shares: this thread's part ``part`` of ``parts`` (the
+    same call in each thread, sharing ``sync``, :data:`.abi.SYNC`; ``parts`` 1:
+    alone; at most ``shares``).
 
     ``at``: addresses (int64, :data:`.abi.EPOCH_AT`): ``X`` (rows of ``dims[0]``
     numbers), ``T`` (the targets as rows of ``t_row`` bytes, which the loss kernel
@@ -68,9 +144,10 @@ def epoch(
     pre-activation, then every hidden layer's activation, ``batch`` rows each, at
     the element offsets ``zo``: :func:`.abi.block_offsets` with ``hidden_too``),
     ``ds`` (every layer's gradient, offsets ``do``), ``xb`` and ``tb`` (a batch
-    of gathered rows), and ``one`` (the numbers 1 and 0 in the dtype, BLAS's
-    scalars). ``kind``: the dtype's BLAS letter code; ``item``: its
-    size in bytes.
+    of gathered rows), ``one`` (the numbers 1 and 0 in the dtype, BLAS's
+    scalars), ``dbs`` (a scratch row per thread) and ``sq`` (the sum of squares
+    of the weights, from the last part to the first). ``kind``: the dtype's BLAS
+    letter code; ``item``: its size in bytes.
 
     Per batch: gather rows; ``z_l = h_{l-1} W_l``, then ``z_l += b_l``,
     ``h_l = f(z_l)`` in one pass; the last layer's bias, the fused loss (times
@@ -80,7 +157,22 @@ def epoch(
     in the pass that sums its layer's bias gradient; one optimizer update per array
     with L2 ``l2 / batch rows`` on the weights only (``l2`` = 0: none). Writes each
     batch's loss to ``losses`` (loss plus the L2 term ``l2/2 ||W||² / rows``);
-    returns the optimizer's step count after the epoch.
+    returns the optimizer's step count after the epoch (-1: stopped).
+
+    The shares of a step's products (:func:`_share`, thread ``part`` taking shares
+    ``part, part + parts, ...``; BLAS on one thread in each): the batch's rows for
+    the gather, the forward and the input gradients with the activations'
+    backward; each weight gradient's rows (all the batch's rows summed for each
+    element). BLAS does not give a share of a product the bits of the whole
+    product's rows (measured: SciPy's OpenBLAS 0.3.30, float32, for most shapes),
+    so the shares depend on the batch and ``shares`` only, never on ``parts``: the
+    same bits for any thread count, and the module path computes the same shares
+    (``fastnet.nn.Linear.shares``). Then the loss on the whole batch in part 0
+    while the last part sums the squares; each hidden bias gradient by its columns
+    (in row order, the fused pass's arithmetic; whole, in that pass, with one
+    share); the updates by ranges of the parameters (elementwise). Threads meet
+    at ``L + 3`` barriers a step: after the forward, after the loss, after each
+    hidden layer's backward, after the gradients and after the updates.
 
     ``table`` (L, 8): the layers' array addresses (:data:`.abi.LAYER_COLUMNS`);
     ``dims`` (L + 1): the widths, input first. ``fns``: addresses of the C kernels
@@ -95,76 +187,122 @@ def epoch(
     k_out = dims[L]
     x_row = dims[0] * item
     zero = one + item
+    widest = 0
+    total = 0  # the parameters, all arrays end to end (the updates' shares)
+    for layer in range(L):
+        widest = max(widest, dims[layer + 1])
+        total += (dims[layer] + 1) * dims[layer + 1]
+    scratch = at[_AT_DBS] + part * widest * item
+    sq_at = view(at[_AT_SQ], (1,), losses)
+    u0, u1 = share(total, part, parts)
+    if parts > shares:  # pragma: no cover - the caller's bug: threads with no share
+        return -1
     n_slots = 0
     if table[0, _S1W] != 0:
         n_slots = 2 if table[0, _S2W] != 0 else 1
     t = t0
     k = 0
+    loss = 0.0
     for lo in range(0, n, batch):
         m = batch if n - lo > batch else n - lo
-        for i in range(m):
-            r = order[lo + i]
-            copy_bytes(xb + i * x_row, X + r * x_row, x_row)
-            copy_bytes(tb + i * t_row, T + r * t_row, t_row)
-        # forward
-        h = xb
-        for layer in range(L):
-            d = dims[layer + 1]
-            z = zs + zo[layer] * item
-            gemm_at(kind, h, table[layer, _W], z, m, d, dims[layer], one, zero,
-                    False, False)  # fmt: skip
-            if layer < L - 1:
-                # the activation in a block of its own: the backward reads the
-                # input or the output, as its kernel needs
-                a = zs + zo[L + layer] * item
-                args = (ptr(z), ptr(table[layer, _B]), ptr(a), m, d, alpha)
-                call_void(fns[_BIAS_ACT], args)
-                h = a
-        last = zs + zo[L - 1] * item
+        for piece in range(part, shares, parts):
+            r0, r1 = share(m, piece, shares)
+            for i in range(r0, r1):
+                r = order[lo + i]
+                copy_bytes(xb + i * x_row, X + r * x_row, x_row)
+                copy_bytes(tb + i * t_row, T + r * t_row, t_row)
+            if r1 > r0:
+                _forward_rows(table, dims, zs, zo, xb, fns, alpha, kind, item, one,
+                              r0, r1 - r0)  # fmt: skip
+        if not _barrier(sync, parts):
+            return -1
         grad = ds + do[L - 1] * item
-        b, db = table[L - 1, _B], table[L - 1, _GB]
-        args = (ptr(last), ptr(b), ptr(tb), ptr(grad), ptr(db), m, k_out, grad_scale,
-                clip)  # fmt: skip
-        loss = call_f64(fns[_LOSS], args) * loss_scale
+        if part == 0:
+            last = zs + zo[L - 1] * item
+            b, db = table[L - 1, _B], table[L - 1, _GB]
+            args = (ptr(last), ptr(b), ptr(tb), ptr(grad), ptr(db), m, k_out,
+                    grad_scale, clip)  # fmt: skip
+            loss = call_f64(fns[_LOSS], args) * loss_scale
+        if l2 > 0.0 and part == parts - 1:
+            sq = 0.0
+            for layer in range(L):
+                size = dims[layer] * dims[layer + 1]
+                sq += call_f64(fns[_SUM_SQ], (ptr(table[layer, _W]), size))
+            sq_at[0] = sq
+        if not _barrier(sync, parts):
+            return -1
         # backward
         for layer in range(L - 1, -1, -1):
             d_in = dims[layer]
             d = dims[layer + 1]
             dy = ds + do[layer] * item
-            h_in = xb
+            if layer < L - 1 and shares > 1:
+                # this hidden layer's bias gradient: its columns, all rows
+                c0, c1 = d * part // parts, d * (part + 1) // parts
+                args = (ptr(dy), ptr(table[layer, _GB]), m, d, c0, c1)
+                call_void(fns[_COLUMN_SUM], args)
+            h_in, x_in, dx = xb, 0, 0
             if layer > 0:
                 h_in = zs + zo[L + layer - 1] * item
-                dx = ds + do[layer - 1] * item
-                gemm_at(kind, dy, table[layer, _W], dx, m, d_in, d, one, zero,
-                        False, True)  # fmt: skip
-            gemm_at(kind, h_in, dy, table[layer, _GW], d_in, d, m, one, zero,
-                    True, False)  # fmt: skip
-            if layer > 0:
                 x_in = zs + zo[layer - 1] * item  # its input; h_in: its output
-                db = table[layer - 1, _GB]
-                args = (ptr(dx), ptr(x_in), ptr(h_in), ptr(dx), ptr(db), m, d_in,
+                dx = ds + do[layer - 1] * item
+            for piece in range(part, shares, parts):
+                # gW's rows (each element sums all m rows); one column: whole
+                g0, g1 = share(d_in, piece, shares)
+                if d == 1:
+                    g0, g1 = 0, d_in if piece == 0 else 0
+                if g1 > g0:
+                    gemm_lda_at(kind, h_in + g0 * item, d_in, dy,
+                                table[layer, _GW] + g0 * d * item, g1 - g0, d, m, one,
+                                zero, True, False)  # fmt: skip
+                r0, r1 = share(m, piece, shares)
+                if layer == 0 or r1 <= r0:
+                    continue
+                rows = r1 - r0
+                at_dx = dx + r0 * d_in * item
+                gemm_at(kind, dy + r0 * d * item, table[layer, _W], at_dx, rows, d_in,
+                        d, one, zero, False, True)  # fmt: skip
+                # whole, the pass sums the bias gradient too; in shares, each
+                # share's sum goes to the thread's scratch row and the columns'
+                # sums are taken after the barrier
+                db = table[layer - 1, _GB] if shares == 1 else scratch
+                args = (ptr(at_dx), ptr(x_in + r0 * d_in * item),
+                        ptr(h_in + r0 * d_in * item), ptr(at_dx), ptr(db), rows, d_in,
                         alpha)  # fmt: skip
                 call_void(fns[_ACT_BACKWARD], args)
-        # L2 on the weights, then the updates
-        if l2 > 0.0:
-            sq = 0.0
-            for layer in range(L):
-                size = dims[layer] * dims[layer + 1]
-                sq += call_f64(fns[_SUM_SQ], (ptr(table[layer, _W]), size))
-            loss += 0.5 * l2 * sq / m
+            if layer > 0 and not _barrier(sync, parts):
+                return -1
+        if not _barrier(sync, parts):
+            return -1
+        # L2 on the weights, then the updates, each part its range of parameters
+        if part == 0 and l2 > 0.0:
+            loss += 0.5 * l2 * sq_at[0] / m
         t += 1
+        start = 0  # the array's first parameter, counting all arrays end to end
         for layer in range(L):
             row = table[layer]
             for col in range(2):  # the weights (_W), then the bias (_B)
                 size = dims[layer + 1] * (dims[layer] if col == _W else 1)
-                n1 = size if n_slots > 0 else 0
-                n2 = size if n_slots > 1 else 0
+                p0 = max(u0, start) - start
+                p1 = min(u1, start + size) - start
+                start += size
+                if p1 <= p0:
+                    continue
+                span = p1 - p0
+                n1 = span if n_slots > 0 else 0
+                n2 = span if n_slots > 1 else 0
                 slot = _S1W + 2 * col  # their gradient is at col + 2
                 decay = l2 / m if col == _W else 0.0  # L2 on the weights only
-                p, g, s1, s2 = row[col], row[col + 2], row[slot], row[slot + 1]
-                args = (ptr(p), ptr(g), ptr(s1), ptr(s2), n1, n2, size, t, hp, decay)
+                off = p0 * item
+                p, g = row[col] + off, row[col + 2] + off
+                s1 = row[slot] + off if n1 > 0 else 0
+                s2 = row[slot + 1] + off if n2 > 0 else 0
+                args = (ptr(p), ptr(g), ptr(s1), ptr(s2), n1, n2, span, t, hp, decay)
                 call_void(fns[_UPDATE], args)
-        losses[k] = loss
+        if not _barrier(sync, parts):
+            return -1
+        if part == 0:
+            losses[k] = loss
         k += 1
     return t
 

@@ -18,6 +18,7 @@ from numba import carray, types
 from . import abi
 from ._config import cfunc, inlined, jit_inline
 from .activations import ACTIVATIONS
+from .linear import column_sum
 from .losses import (
     poisson_exp,
     sigmoid_binary_cross_entropy,
@@ -35,6 +36,7 @@ _N_EPOCH_FNS = len(abi.EPOCH_FNS)
 _N_FORWARD_FNS = len(abi.FORWARD_FNS)
 _HP_SIZE = abi.HP_SIZE
 _N_AT = len(abi.EPOCH_AT.params)
+_N_SYNC = len(abi.SYNC)
 
 # the serial kernels, as plain globals (a call through a tuple item types as Numba's
 # experimental first-class function and warns on every first compilation)
@@ -51,17 +53,20 @@ _saves_x = False
 
 
 def _epoch_c(t_row, order, n, batch, table, L, dims, at, zo, do, hp, t0, alpha, l2,
-             grad_scale, loss_scale, clip, losses, fns, kind, item):  # fmt: skip
+             grad_scale, loss_scale, clip, losses, fns, kind, item, part, parts,
+             shares, sync):  # fmt: skip
     """:func:`epoch` as a C function (its parameters: :data:`.abi.EPOCH`): its
     arrays as addresses (``order``: ``n`` int64; ``table``: ``L`` rows; ``at``:
-    :data:`.abi.EPOCH_AT`; ``hp``, ``losses``: float64)."""
+    :data:`.abi.EPOCH_AT`; ``hp``, ``losses``: float64; ``sync``:
+    :data:`.abi.SYNC`)."""
     n_zo = 2 * L  # block_offsets' length, with the hidden layers' blocks
     return _kernel(t_row, carray(order, (n,)), batch,
                    carray(table, (L, _N_COLUMNS)), carray(dims, (L + 1,)),
                    carray(at, (_N_AT,)), carray(zo, (n_zo,)), carray(do, (L + 1,)),
                    carray(hp, (_HP_SIZE,)), t0, alpha, l2, grad_scale, loss_scale, clip,
                    carray(losses, ((n + batch - 1) // batch,)),
-                   carray(fns, (_N_EPOCH_FNS,)), kind, item)  # fmt: skip
+                   carray(fns, (_N_EPOCH_FNS,)), kind, item, part, parts, shares,
+                   carray(sync, (_N_SYNC,)))  # fmt: skip
 
 
 def _forward_c(x, n, work, out, check, block, table, L, dims, fns, alpha, kind,
@@ -96,6 +101,15 @@ def _act_backward_c(dy, x, y, dz, db, m, d, alpha):
 
 def _sum_sq_c(p, n):
     return _kernel(carray(p, (n,)))
+
+
+def _column_sum_c(x, db, m, d, lo, hi):
+    """``db[j] = x[:, j].sum()`` for the columns ``lo <= j < hi`` of ``x`` (m, d),
+    each in row order from 0: the arithmetic of the activations' fused
+    ``bias_backward`` sum, element for element (an epoch's threads each take
+    columns of a bias gradient whose rows they computed apart)."""
+    rows, sums = carray(x, (m, d)), carray(db, (d,))
+    _kernel(rows[:, lo:hi], sums[lo:hi])
 
 
 def _softmax_out_c(z, m, k):
@@ -222,6 +236,7 @@ C_FUNCTIONS = {
     "_bias_act_c": abi.BIAS_ACT,
     "_act_backward_c": abi.ACT_BACKWARD,
     "_sum_sq_c": abi.SUM_SQ,
+    "_column_sum_c": abi.COLUMN_SUM,
     "_softmax_out_c": abi.OUTPUT,
     "_logistic_out_c": abi.OUTPUT,
     "_loss_labels_c": abi.LOSS_LABELS,
@@ -275,7 +290,7 @@ def epoch_makers(activation, loss, optimizer, dtype):
     nb, _ = _numba_dtype(dtype)
     act = ACTIVATIONS[activation]
     kernel, template, loss_spec = LOSSES[loss]
-    n_act, n_back, n_loss, n_update, n_sq = names = abi.epoch_names(
+    n_act, n_back, n_loss, n_update, n_sq, n_sum = names = abi.epoch_names(
         activation, loss, optimizer, dtype
     )
     back = inlined(act.bias_backward[0])
@@ -292,6 +307,7 @@ def epoch_makers(activation, loss, optimizer, dtype):
         _maker(template, n_loss, loss_spec, nb, _kernel=inlined(kernel)),
         _maker(OPTIMIZERS[optimizer], n_update, abi.UPDATE, nb),
         _maker(_sum_sq_c, n_sq, abi.SUM_SQ, nb, _kernel=inlined(sum_squares)),
+        _maker(_column_sum_c, n_sum, abi.COLUMN_SUM, nb, _kernel=inlined(column_sum)),
     ]
     return list(zip(names, makes, strict=True))
 

@@ -6,6 +6,7 @@ it is a pure speed-up: Python runs once per epoch instead of once per step. The
 kernels' arguments are built by name from their spec (``fastnet.kernels.abi``).
 """
 
+import ctypes
 import functools
 import itertools
 import threading
@@ -41,6 +42,7 @@ def fused_epoch(
     grad_scale=1.0,
     eps_placement=None,
     reuse=None,
+    threads=None,
 ):
     """A function ``epoch(order)`` returning the epoch's sum of batch loss × batch
     rows, for a network of ``linears`` with the activation module ``hidden`` between
@@ -62,6 +64,12 @@ def fused_epoch(
     again, and only the data's part is made anew (making them was a large part of
     a short ``Trainer.fit``'s Python). Callers pass only a state that no other call
     may be using.
+
+    ``threads``: at most this many of the process's pool (:mod:`.pool`; None: all
+    its cores) train each step together, each taking its shares of the step's
+    products (:func:`epoch_shares`: by the network, the batch and the process's
+    cores; BLAS runs one thread in each). The shares do not depend on the thread
+    count: the same bits for any ``threads`` (``kernels.mlp.epoch``).
     """
     kind = _optimizer_kind(optimizer)
     if kind is None:
@@ -88,15 +96,22 @@ def fused_epoch(
         eps_placement or getattr(optimizer, "eps_placement", "torch")
     ) == "sklearn"
     hp = np.zeros(abi.HP_SIZE)
+    workers = pool()
+    shares = epoch_shares(state.dims, batch, workers.size)
+    most = shares if threads is None else min(shares, threads)
+    sync = np.zeros(len(abi.SYNC), np.int64)
+    sq = np.zeros(1)
+    dbs = np.empty(most * int(state.dims[1:].max()), dt)  # a row for each thread
     # the kernel's arrays cross as addresses, looked up once; the arguments by name
     # (the spec's), the order and the step count set at each call
     at = np.array(
         abi.EPOCH_AT.pack(
-            X=address(X), T=address(target), tb=address(tb), **state.at_addresses
+            X=address(X), T=address(target), tb=address(tb), dbs=address(dbs),
+            sq=address(sq), **state.at_addresses
         ),
         np.int64,
-    )
-    keep = [state, X, target, tb, losses, hp, at]
+    )  # fmt: skip
+    keep = [state, X, target, tb, losses, hp, at, sync, sq, dbs]
     args = list(
         abi.EPOCH.pack(
             t_row=int(t_row),
@@ -115,12 +130,37 @@ def fused_epoch(
             at=address(at),
             kind=state.kind_code,
             item=state.item,
+            part=0,
+            parts=1,
+            shares=shares,
+            sync=address(sync),
             **state.addresses,
         )
     )
     at_order, at_t0 = abi.EPOCH.names.index("order"), abi.EPOCH.names.index("t0")
+    at_part, at_parts = abi.EPOCH.names.index("part"), abi.EPOCH.names.index("parts")
     run = state.run
     rows_order = _RowOrder(n)
+
+    def train(k):
+        """The epoch on ``k`` threads (this one and ``k - 1`` of the pool's)."""
+        if k == 1:
+            args[at_parts] = 1
+            return run(*args)
+        sync[:] = (0, 0, 0, _WAIT)
+        args[at_parts] = k
+        parts = []
+        for part in range(k):
+            args[at_part] = part
+            parts.append(functools.partial(run, *args))
+        try:
+            steps = workers.run(parts)
+        except BaseException:
+            sync[abi.SYNC.index("stop")] = 1  # threads already started return
+            raise
+        if min(steps) < 0 or len(set(steps)) != 1:  # pragma: no cover - a bug
+            raise RuntimeError(f"the epoch's threads ended apart: {steps}")
+        return steps[0]
 
     def epoch(order, checked=False):
         # checked: order's values passed check before (it is a checked order or a
@@ -131,7 +171,9 @@ def fused_epoch(
         # the C kernel releases the GIL while it runs (ctypes), as Numba's did
         args[at_order] = address(order)
         args[at_t0] = int(optimizer.t)
-        optimizer.t = run(*args)
+        # BLAS on one thread in each of the epoch's threads: none spins beside them
+        with workers.share(most) as k, BlasLimit(1, kernels_only=True):
+            optimizer.t = train(k)
         total = 0.0  # summed as the module path sums, batch by batch
         for value, m in zip(losses, sizes, strict=True):
             total += float(value) * int(m)
@@ -141,6 +183,34 @@ def fused_epoch(
     epoch.check = rows_order.check
     epoch.state = state
     return epoch
+
+
+#: the fewest multiply-adds of a step's products (forward and backward, all layers)
+#: per share: a step with fewer is cut in fewer shares (each barrier costs about a
+#: microsecond, and small products run no faster in shares)
+STEP_WORK = 2_000_000
+
+
+def epoch_shares(dims, batch, cores):
+    """In how many shares an epoch of ``batch``-row steps through a network of
+    widths ``dims`` computes each step's products (``kernels.mlp.epoch``; the
+    module path's ``Linear.shares``): ``cores``, or fewer where a step's products
+    come to under :data:`STEP_WORK` multiply-adds per share. The most threads the
+    epoch uses."""
+    work = 3 * int(batch) * int(np.dot(dims[:-1], dims[1:]))
+    return int(max(1, min(cores, work // STEP_WORK)))
+
+
+def _sched_yield():
+    """The address of the C library's ``sched_yield`` (0 where there is none): what
+    an epoch's thread calls while it waits long at a barrier."""
+    try:
+        return ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value or 0
+    except (OSError, AttributeError):  # pragma: no cover - not a POSIX C library
+        return 0
+
+
+_WAIT = _sched_yield()
 
 
 def _loss_name(loss, target):

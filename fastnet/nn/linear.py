@@ -29,6 +29,11 @@ class Linear(Module):
     """
 
     _transient = ("_x", "_tx", "_tw")
+    #: training products in this many shares of rows (``kernels.linear.share``), as
+    #: the compiled epoch computes them on its threads (its shares: by the network,
+    #: the batch and the process's cores): set by the fits that train this layer
+    #: by modules, so both paths give the same bits; 1: whole
+    shares = 1
 
     def __init__(self, n_in, n_out, dtype=np.float32, random_state=None):
         super().__init__()
@@ -70,7 +75,11 @@ class Linear(Module):
         self._check_params()
         out = self._buffer("y", (x.shape[0], self.n_out), self.dtype, fresh=not train)
         x = self._unaliased(x, out)
-        kernels.linear_forward(x, self.params["W"], self.params["b"], out)
+        W, b = self.params["W"], self.params["b"]
+        if train and self.shares > 1:
+            kernels.linear_forward_shares(x, W, b, out, self.shares)
+        else:
+            kernels.linear_forward(x, W, b, out)
         self._x = x
         return out
 
@@ -81,9 +90,11 @@ class Linear(Module):
         self._check_params()
         dx = self._buffer("dx", self._x.shape, self.dtype)
         dy = self._unaliased(dy, dx)
-        kernels.linear_backward(
-            dy, self._x, self.params["W"], dx, self.grads["W"], self.grads["b"]
-        )
+        args = (dy, self._x, self.params["W"], dx, self.grads["W"], self.grads["b"])
+        if self.shares > 1:
+            kernels.linear_backward_shares(*args, self.shares)
+        else:
+            kernels.linear_backward(*args)
         return dx
 
     def tangent_forward(self, tx, *, tparams):

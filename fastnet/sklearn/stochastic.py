@@ -21,7 +21,14 @@ from sklearn.utils import gen_batches
 
 from ..optim import SGD, Adam, InverseScaling
 from ..training import callbacks as cb
-from ..training.loop import Batches, LastFinite, compiled_epoch, parameter_names
+from .._runtime.threads import resolve_threads
+from ..training.loop import (
+    Batches,
+    LastFinite,
+    compiled_epoch,
+    module_shares,
+    parameter_names,
+)
 
 #: scikit-learn's error for weights that became NaN or infinite (its tests match it)
 NON_FINITE_WEIGHTS = (
@@ -161,6 +168,7 @@ def _epoch_runner(est, X, target, weights, batch_size, callbacks, state):
             # the last call's workspace, where it serves (fits never overlap); only
             # that part is kept between calls, never the data
             reuse=est.__dict__.get("_fn_fused_state"),
+            threads=resolve_threads(est.n_threads),
         )  # fmt: skip
         est._fn_fused_state = None if compiled is None else compiled.state
     if compiled is not None:
@@ -171,6 +179,10 @@ def _epoch_runner(est, X, target, weights, batch_size, callbacks, state):
     coef_names = [w for w, _ in parameter_names(len(est.coefs_))]
 
     def run(order):
+        with module_shares(net.modules, batch_size):
+            return _module_epoch(order)
+
+    def _module_epoch(order):
         total = 0.0
         for k, batch_slice in enumerate(gen_batches(X.shape[0], batch_size)):
             xb, tb, wb = batches.gather(order[batch_slice])

@@ -8,11 +8,14 @@ permutation from a NumPy ``Generator``) and its own bookkeeping; what they share
 is here, once.
 """
 
+import contextlib
 import itertools
 
 import numpy as np
 
-from .._runtime.mlp import fused_epoch
+from .._runtime.mlp import epoch_shares, fused_epoch
+from .._runtime.pool import pool
+from .._runtime.threads import BlasLimit
 from ..nn.activations import Activation
 from ..nn.linear import Linear
 
@@ -35,6 +38,34 @@ def mlp_chain(modules):
     if len({lin.dtype for lin in linears}) != 1:
         return None
     return linears, hidden
+
+
+@contextlib.contextmanager
+def module_shares(modules, batch):
+    """Run the block (an epoch through the modules) with the products in the
+    shares the compiled epoch takes for the chain ``modules`` (:func:`mlp_chain`)
+    and ``batch``-row steps (``fastnet._runtime.mlp.epoch_shares``): each
+    ``Linear``'s ``shares`` set, and BLAS on one thread, as in the compiled
+    epoch's threads (OpenBLAS's threads give other bits than its one thread). The
+    same bits as the compiled epoch, where it runs the same network; a network
+    it does not run keeps whole products."""
+    chain = mlp_chain(modules)
+    shares = 1
+    if chain is not None:
+        linears = chain[0]
+        dims = np.array([linears[0].n_in] + [lin.n_out for lin in linears])
+        shares = epoch_shares(dims, batch, pool().size)
+    if shares == 1:
+        yield
+        return
+    for lin in linears:
+        lin.shares = shares
+    try:
+        with BlasLimit(1, kernels_only=True):
+            yield
+    finally:
+        for lin in linears:
+            del lin.shares  # the class's: whole products
 
 
 def parameter_names(n_layers):

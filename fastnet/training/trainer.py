@@ -13,7 +13,7 @@ import numpy as np
 
 from .._runtime import native as _native
 from .._runtime.checks import as_float_array, check_positive_int, make_generator
-from .._runtime.threads import thread_limit
+from .._runtime.threads import resolve_threads, thread_limit
 from ..nn import Activation, Dropout, Linear, Softmax
 from ..nn import losses as L
 from ..nn.sequential import Sequential
@@ -314,6 +314,7 @@ class Trainer:
             # arrays and the optimizer's are the same (fit is not reentrant); only
             # that part is kept between fits, never the data
             reuse=self.__dict__.get("_fused_state"),
+            threads=resolve_threads(self.n_threads),
         )
         self._fused_state = None if run is None else run.state
         if run is None:
@@ -332,7 +333,13 @@ class Trainer:
         params, grads = self.model.params, self.model.grads
         n, size = X.shape[0], self.batch_size
 
+        modules = self.model.modules if isinstance(self.model, Sequential) else [None]
+
         def epoch(order):
+            with loop.module_shares(modules, min(size, n)):
+                return _epoch(order)
+
+        def _epoch(order):
             total = 0.0
             for k, lo in enumerate(range(0, n, size)):
                 xb, tb, wb = batches.gather(order[lo : lo + size])

@@ -82,7 +82,7 @@ def test_the_ctypes_functions_take_the_specs_types(monkeypatch):
     monkeypatch.setattr(c_kernels, "ensure", lambda name: 1)  # never called
     i, f = ctypes.c_int64, ctypes.c_double
     epoch = c_kernels.epoch_kernel()
-    assert list(epoch.argtypes) == [i] * 12 + [f] * 5 + [i] * 4
+    assert list(epoch.argtypes) == [i] * 12 + [f] * 5 + [i] * 8
     assert epoch.restype is i
     forward = c_kernels.forward_kernel()
     assert list(forward.argtypes) == [i] * 10 + [f] + [i] * 3
