@@ -62,11 +62,12 @@ class CKernel(NamedTuple):
     def pack(self, **named):
         """The call's arguments in the order of :attr:`params`, from keywords; a
         ``TypeError`` for a missing or an unknown name."""
-        missing = [n for n in self.names if n not in named]
-        extra = [n for n in named if n not in self.names]
-        if missing or extra:
+        names = self.names
+        if len(named) != len(names) or not all(n in named for n in names):
+            missing = [n for n in names if n not in named]
+            extra = [n for n in named if n not in names]
             raise TypeError(f"C kernel arguments: missing {missing}, unknown {extra}")
-        return tuple(named[n] for n in self.names)
+        return tuple(named[n] for n in names)
 
 
 def _params(text):

@@ -154,8 +154,9 @@ class GemmFloor:
                 matmul(a, b, out=out)
 
 
-def training(sizes, batch, n):
-    """One epoch of Adam (lr 1e-3) on an MLP with ReLU hidden layers, float32.
+def training(sizes, batch, n, threads=THREADS):
+    """One epoch of Adam (lr 1e-3) on an MLP with ReLU hidden layers, float32;
+    fastnet on ``threads`` threads (its ``n_threads``; the caller sets the peers').
 
     Callables return the epoch's loss (the floor returns None), for checking.
     """
@@ -170,7 +171,9 @@ def training(sizes, batch, n):
     peers = {}
 
     for name, alpha in ((PARTIAL_FIT, 1e-4), (PARTIAL_FIT_NO_L2, 0.0)):
-        est = fn.MLPClassifier(hidden, alpha=alpha, batch_size=batch, random_state=0)
+        est = fn.MLPClassifier(
+            hidden, alpha=alpha, batch_size=batch, random_state=0, n_threads=threads
+        )
         est.partial_fit(X[head], y[head], classes=classes)
         peers[name] = lambda est=est: est.partial_fit(X, y).loss_
 
@@ -186,6 +189,7 @@ def training(sizes, batch, n):
         batch_size=batch,
         epochs=1,
         random_state=0,
+        n_threads=threads,
     )
     trainer.fit(X[head], y[head])
     peers[TRAINER] = lambda: trainer.fit(X, y).loss[-1]
@@ -266,7 +270,8 @@ def inference(sizes, rows):
     hidden = tuple(sizes[1:-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = fn.MLPClassifier(hidden, max_iter=2, random_state=0).fit(X, y)
+        est = fn.MLPClassifier(hidden, max_iter=2, random_state=0, n_threads=THREADS)
+        est.fit(X, y)
         sk = SkMLP(hidden, max_iter=1, random_state=0).fit(X, y)
     sk.coefs_ = [W.copy() for W in est.coefs_]
     sk.intercepts_ = [b.copy() for b in est.intercepts_]

@@ -137,8 +137,7 @@ def fused_epoch(
             **state.addresses,
         )
     )
-    at_order, at_t0 = abi.EPOCH.names.index("order"), abi.EPOCH.names.index("t0")
-    at_part, at_parts = abi.EPOCH.names.index("part"), abi.EPOCH.names.index("parts")
+    at_order, at_t0, at_part, at_parts = _EPOCH_AT_CALL
     run = state.run
     rows_order = _RowOrder(n)
 
@@ -211,6 +210,11 @@ def _sched_yield():
 
 
 _WAIT = _sched_yield()
+
+
+#: where the epoch kernel's arguments that change from call to call (the order, the
+#: step count, the thread's part and their number) are in its argument list
+_EPOCH_AT_CALL = tuple(abi.EPOCH.names.index(k) for k in ("order", "t0", "part", "parts"))
 
 
 def _loss_name(loss, target):
