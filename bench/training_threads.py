@@ -21,7 +21,6 @@ import os
 import statistics
 import warnings
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fastnet._bench import report, workloads

@@ -179,7 +179,9 @@ def spin_pause(typingctx):
     def codegen(context, builder, sig, args):
         if _X86:
             fnty = ir.FunctionType(ir.VoidType(), [])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse2.pause")
+            fn = cgutils.get_or_insert_function(
+                builder.module, fnty, "llvm.x86.sse2.pause"
+            )
             builder.call(fn, [])
         return context.get_dummy_value()
 

@@ -113,39 +113,34 @@ def share(n, part, parts):
 
 
 @jit_inline
-def linear_forward_shares(x, w, b, out, shares):
-    """:func:`linear_forward` on each of ``shares`` shares of the rows
-    (:func:`share`): the products of the training epoch in ``shares`` shares,
-    to the bit (BLAS does not give a block of rows the bits of the whole
-    product)."""
-    for part in range(shares):
-        lo, hi = share(x.shape[0], part, shares)
-        if hi > lo:
-            linear_forward(x[lo:hi], w, b, out[lo:hi])
+def linear_forward_share(x, w, b, out, part, shares):
+    """:func:`linear_forward` on the rows of share ``part`` of ``shares``
+    (:func:`share`): the training epoch's forward in shares, to the bit (BLAS does
+    not give a block of rows the bits of the whole product)."""
+    lo, hi = share(x.shape[0], part, shares)
+    if hi > lo:
+        linear_forward(x[lo:hi], w, b, out[lo:hi])
 
 
 @jit_inline
-def linear_backward_shares(dy, x, w, dx, dw, db, shares):
-    """:func:`linear_backward` with its products in ``shares`` shares, as the
-    training epoch's: ``dX`` by rows, ``dW`` by its rows (``dW[g0:g1] = X[:, g0:g1]^T
-    dY``, each element summing every row; one output column: whole), ``db`` in row
-    order."""
+def linear_backward_share(dy, x, w, dx, dw, part, shares):
+    """Share ``part`` of ``shares`` of :func:`linear_backward`'s products, as the
+    training epoch's: ``dX``'s rows of the share (none where ``dx`` is empty), and
+    ``dW``'s rows of the share of its rows (``dW[g0:g1] = X[:, g0:g1]^T dY``, each
+    element summing every row of ``dY``; one output column: whole, in share 0).
+    The bias gradient is not a share's: the caller sums it (:func:`column_sum`)."""
     n_in, n_out = x.shape[1], dy.shape[1]
-    item = x.itemsize
-    kind = ord("s") if item == 4 else ord("d")
-    scalars = np.zeros(2, x.dtype)
-    scalars[0] = 1.0
-    for part in range(shares):
-        lo, hi = share(x.shape[0], part, shares)
-        if dx.size > 0 and hi > lo:
-            gemm(dy[lo:hi], w, dx[lo:hi], 1.0, 0.0, False, True)
-        g0, g1 = share(n_in, part, shares)
-        if n_out == 1:
-            g0, g1 = 0, n_in if part == 0 else 0
-        if g1 > g0:
-            one = scalars.ctypes.data
-            gemm_lda_at(kind, x.ctypes.data + g0 * item, n_in, dy.ctypes.data,
-                        dw.ctypes.data + g0 * n_out * item, g1 - g0, n_out,
-                        x.shape[0], one, one + item, True, False)  # fmt: skip
-    if db.size > 0:
-        column_sum(dy, db)
+    lo, hi = share(x.shape[0], part, shares)
+    if dx.size > 0 and hi > lo:
+        gemm(dy[lo:hi], w, dx[lo:hi], 1.0, 0.0, False, True)
+    g0, g1 = share(n_in, part, shares)
+    if n_out == 1:
+        g0, g1 = 0, n_in if part == 0 else 0
+    if g1 > g0:
+        item = x.itemsize
+        scalars = np.zeros(2, x.dtype)
+        scalars[0] = 1.0
+        one = scalars.ctypes.data
+        gemm_lda_at(ord("s") if item == 4 else ord("d"), x.ctypes.data + g0 * item,
+                    n_in, dy.ctypes.data, dw.ctypes.data + g0 * n_out * item, g1 - g0,
+                    n_out, x.shape[0], one, one + item, True, False)  # fmt: skip

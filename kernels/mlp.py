@@ -28,7 +28,6 @@ where they are not there.
 
 from . import abi
 from ._config import jit, jit_inline
-from .linear import share
 from .blas import gemm_at, gemm_lda_at
 from .ffi import (
     atomic_add,
@@ -42,6 +41,7 @@ from .ffi import (
     spin_pause,
     view,
 )
+from .linear import share
 
 # the layer table's columns, the fns arrays' entries (:mod:`.abi`), as constants
 _W, _B, _GW, _GB, _S1W, _S2W, _S1B, _S2B = range(len(abi.LAYER_COLUMNS))

@@ -58,7 +58,10 @@ def fit(cls, X, y, **kw):
 CONFIGS = [
     (fn.MLPClassifier, {"hidden_layer_sizes": (40, 24)}),  # Adam, alpha 1e-4
     (fn.MLPClassifier, {"hidden_layer_sizes": (40,), "alpha": 0.0}),
-    (fn.MLPClassifier, {"activation": "tanh", "solver": "sgd", "nesterovs_momentum": True}),
+    (
+        fn.MLPClassifier,
+        {"activation": "tanh", "solver": "sgd", "nesterovs_momentum": True},
+    ),
     (fn.MLPClassifier, {"activation": "gelu", "hidden_layer_sizes": (33, 17)}),
     (fn.MLPRegressor, {"hidden_layer_sizes": (40, 24)}),  # one output column
     (fn.MLPRegressor, {"activation": "logistic", "loss": "poisson", "target": "multi"}),
@@ -168,7 +171,7 @@ def test_fits_in_several_threads_at_once_each_get_their_own_bits(shares4):
     for _ in range(3):
         got = [None] * len(sets)
 
-        def run(i):
+        def run(i, got=got):
             X, y = sets[i]
             got[i] = fit(fn.MLPClassifier, X, y, hidden_layer_sizes=(40, 24))
 

@@ -214,7 +214,9 @@ _WAIT = _sched_yield()
 
 #: where the epoch kernel's arguments that change from call to call (the order, the
 #: step count, the thread's part and their number) are in its argument list
-_EPOCH_AT_CALL = tuple(abi.EPOCH.names.index(k) for k in ("order", "t0", "part", "parts"))
+_EPOCH_AT_CALL = tuple(
+    abi.EPOCH.names.index(k) for k in ("order", "t0", "part", "parts")
+)
 
 
 def _loss_name(loss, target):

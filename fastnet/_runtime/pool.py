@@ -9,6 +9,7 @@ started on first use and kept). The work of a call goes to native code that
 releases the GIL, so the threads run at once.
 """
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -92,6 +93,21 @@ class _Share:
             if pool._waiting:
                 pool._freed.notify_all()
         return False
+
+
+def in_shares(work, shares):
+    """Call ``work(part)`` for every part of ``range(shares)``, on as many of the
+    pool's threads as are free (up to ``shares``; at least this one), each taking
+    parts ``t, t + k, ...``: for work that releases the GIL and whose result does
+    not depend on which thread runs a part."""
+    workers = pool()
+    with workers.share(shares) as k:
+
+        def run(t):
+            for part in range(t, shares, k):
+                work(part)
+
+        workers.run([functools.partial(run, t) for t in range(k)])
 
 
 _pool = {"pool": None, "lock": threading.Lock()}

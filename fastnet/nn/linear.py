@@ -11,6 +11,7 @@ from .._runtime.checks import (
     check_positive_int,
     check_shape,
 )
+from .._runtime.pool import in_shares
 from .base import Module
 
 
@@ -29,10 +30,10 @@ class Linear(Module):
     """
 
     _transient = ("_x", "_tx", "_tw")
-    #: training products in this many shares of rows (``kernels.linear.share``), as
-    #: the compiled epoch computes them on its threads (its shares: by the network,
-    #: the batch and the process's cores): set by the fits that train this layer
-    #: by modules, so both paths give the same bits; 1: whole
+    #: training products in this many shares of rows (``kernels.linear.share``) on
+    #: fastnet's pool, as the compiled epoch computes them on its threads (its
+    #: shares: by the network, the batch and the process's cores): set by the fits
+    #: that train this layer by modules, so both paths give the same bits; 1: whole
     shares = 1
 
     def __init__(self, n_in, n_out, dtype=np.float32, random_state=None):
@@ -77,7 +78,10 @@ class Linear(Module):
         x = self._unaliased(x, out)
         W, b = self.params["W"], self.params["b"]
         if train and self.shares > 1:
-            kernels.linear_forward_shares(x, W, b, out, self.shares)
+            forward = kernels.linear_forward_share
+            in_shares(
+                lambda part: forward(x, W, b, out, part, self.shares), self.shares
+            )
         else:
             kernels.linear_forward(x, W, b, out)
         self._x = x
@@ -90,11 +94,16 @@ class Linear(Module):
         self._check_params()
         dx = self._buffer("dx", self._x.shape, self.dtype)
         dy = self._unaliased(dy, dx)
-        args = (dy, self._x, self.params["W"], dx, self.grads["W"], self.grads["b"])
+        x, W, dW, db = self._x, self.params["W"], self.grads["W"], self.grads["b"]
         if self.shares > 1:
-            kernels.linear_backward_shares(*args, self.shares)
+            backward = kernels.linear_backward_share
+            in_shares(
+                lambda part: backward(dy, x, W, dx, dW, part, self.shares), self.shares
+            )
+            if db.size:
+                kernels.column_sum(dy, db)
         else:
-            kernels.linear_backward(*args)
+            kernels.linear_backward(dy, x, W, dx, dW, db)
         return dx
 
     def tangent_forward(self, tx, *, tparams):

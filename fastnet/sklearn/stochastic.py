@@ -19,9 +19,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches
 
+from .._runtime.threads import resolve_threads
 from ..optim import SGD, Adam, InverseScaling
 from ..training import callbacks as cb
-from .._runtime.threads import resolve_threads
 from ..training.loop import (
     Batches,
     LastFinite,
