@@ -112,6 +112,7 @@ BIAS_ACT = CKernel(_params("z:p b:p out:p m:i d:i alpha:f"))
 ACT_BACKWARD = CKernel(_params("dy:p x:p y:p dz:p db:p m:i d:i alpha:f"))
 LOSS_LABELS = CKernel(_params("z:p b:p t:l grad:p db:p m:i k:i factor:f eps:f"), "f")
 LOSS_DENSE = CKernel(_params("z:p b:p t:p grad:p db:p m:i k:i factor:f eps:f"), "f")
+#: ``db[lo:hi]``: the sums of those columns of the (m, d) ``x``, in row order
 COLUMN_SUM = CKernel(_params("x:p db:p m:i d:i lo:i hi:i"))
 UPDATE = CKernel(_params("p:p g:p s1:p s2:p n1:i n2:i n:i t:i hp:h l2:f"))
 SUM_SQ = CKernel(_params("p:p n:i"), "f")

@@ -24,6 +24,10 @@ it. ``kernels/mlp_cfuncs.py`` holds the C functions and their makers:
 function that compiles it. ``fastnet._runtime`` looks them up in its native cache,
 which loads them in later processes without Numba, and compiles and keeps them
 where they are not there.
+
+The epoch runs on several threads at once: each calls the same C function with its
+part, and the threads meet at barriers in the kernel (atomics on a shared array,
+:data:`.abi.SYNC`), several times a step; see :func:`epoch`.
 """
 
 from . import abi
