@@ -52,7 +52,7 @@ def assert_same(a, b):
 def fit(cls, X, y, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # max_iter reached
-        return cls(random_state=0, max_iter=3, **kw).fit(X, y)
+        return cls(**({"random_state": 0, "max_iter": 3} | kw)).fit(X, y)
 
 
 CONFIGS = [
@@ -115,6 +115,39 @@ def test_shares_change_the_bits_so_the_module_path_must_follow_them(monkeypatch)
     )
     for u, v in zip(weights(whole), weights(shared), strict=True):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+
+
+class _HoldTokens(fn.callbacks.Callback):
+    """Between epochs, takes some of the pool's tokens (3, then 2, then none...),
+    as other callers would: the fit's next epoch gets fewer threads."""
+
+    def __init__(self):
+        self.held = None
+        self.plan = [3, 2, 0, 3]
+
+    def on_epoch_end(self, owner, state):
+        if self.held is not None:
+            self.held.__exit__(None, None, None)
+            self.held = None
+        want = self.plan.pop(0) if self.plan else 0
+        if want:
+            self.held = pool_module.pool().share(want)
+            assert self.held.__enter__() == want
+
+    def on_fit_end(self, owner, state):
+        if self.held is not None:
+            self.held.__exit__(None, None, None)
+
+
+def test_epochs_on_as_many_threads_as_the_pool_has_free_give_the_same_bits(shares4):
+    # one fit's epochs get different thread counts (4, 1, 2, 4, 1) where other
+    # callers hold the pool's tokens in between: the bits of one thread throughout
+    X, y = data()
+    kw = {"hidden_layer_sizes": (40, 24), "max_iter": 5, "tol": 0.0}
+    alone = fit(fn.MLPClassifier, X, y, n_threads=1, **kw)
+    busy = fit(fn.MLPClassifier, X, y, callbacks=[_HoldTokens()], **kw)
+    assert busy._fn_fused_state is not None
+    assert_same(alone, busy)
 
 
 def test_trainer_every_thread_count_and_the_module_path_agree(shares4, monkeypatch):

@@ -144,7 +144,7 @@ def fused_epoch(
     def train(k):
         """The epoch on ``k`` threads (this one and ``k - 1`` of the pool's)."""
         if k == 1:
-            args[at_parts] = 1
+            args[at_part], args[at_parts] = 0, 1
             return run(*args)
         sync[:] = (0, 0, 0, _WAIT)
         args[at_parts] = k
