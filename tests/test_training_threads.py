@@ -184,6 +184,52 @@ def test_trainer_every_thread_count_and_the_module_path_agree(shares4, monkeypat
             np.testing.assert_array_equal(v, ref.params[k])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_network_the_compiled_epoch_does_not_run_keeps_its_bits_too(dtype, shares4):
+    # mixed activations: the module path, its Linear layers in shares on the pool
+    # and BLAS at one thread: the same bits for any thread count (products large
+    # enough for OpenBLAS to use its threads when it may: found by a new user)
+    X, y = data(dtype, n=512, d=320)
+
+    def train(n_threads):
+        model = fn.Sequential(
+            fn.Linear(320, 256, dtype=dtype, random_state=0),
+            fn.ReLU(),
+            fn.Linear(256, 128, dtype=dtype, random_state=1),
+            fn.Tanh(),
+            fn.Linear(128, 3, dtype=dtype, random_state=2),
+        )
+        trainer = fn.Trainer(
+            model,
+            fn.SoftmaxCrossEntropy(),
+            fn.optim.SGD(lr=0.05),
+            batch_size=256,
+            epochs=1,
+            random_state=0,
+            n_threads=n_threads,
+        )
+        assert trainer._fused_epoch(*trainer._prepare(X, y, None, "X")) is None
+        trainer.fit(X, y)
+        return model
+
+    ref = train(1)
+    for n_threads in (2, 4, None):
+        for k, v in train(n_threads).params.items():
+            np.testing.assert_array_equal(v, ref.params[k])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lbfgs_gives_the_same_bits_for_any_thread_count(dtype, shares4):
+    X, y = data(dtype, n=1000, d=320)
+    kw = {"hidden_layer_sizes": (256, 128), "solver": "lbfgs", "max_iter": 3}
+    alone = fit(fn.MLPClassifier, X, y, n_threads=1, **kw)
+    for n_threads in (2, 4, None):
+        other = fit(fn.MLPClassifier, X, y, n_threads=n_threads, **kw)
+        for u, v in zip(weights(alone), weights(other), strict=True):
+            np.testing.assert_array_equal(u, v)
+        assert other.loss_ == alone.loss_
+
+
 def test_float64_in_shares_is_still_scikit_learns(shares4):
     X, y = data(np.float64, n=240)
     kw = {"hidden_layer_sizes": (40, 24), "max_iter": 5, "random_state": 0}

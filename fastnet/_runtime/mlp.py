@@ -193,10 +193,17 @@ STEP_WORK = 2_000_000
 def epoch_shares(dims, batch, cores):
     """In how many shares an epoch of ``batch``-row steps through a network of
     widths ``dims`` computes each step's products (``kernels.mlp.epoch``; the
-    module path's ``Linear.shares``): ``cores``, or fewer where a step's products
-    come to under :data:`STEP_WORK` multiply-adds per share. The most threads the
-    epoch uses."""
-    work = 3 * int(batch) * int(np.dot(dims[:-1], dims[1:]))
+    module path's ``Linear.shares``): :func:`step_shares` of its layers. The most
+    threads the epoch uses."""
+    return step_shares(int(np.dot(dims[:-1], dims[1:])), batch, cores)
+
+
+def step_shares(products, batch, cores):
+    """Shares of a training step of ``batch`` rows through layers whose weights
+    have ``products`` numbers in all (the sum of ``n_in * n_out``): ``cores``, or
+    fewer where the step's products (forward and backward: three times ``batch *
+    products`` multiply-adds) come to under :data:`STEP_WORK` a share."""
+    work = 3 * int(batch) * int(products)
     return int(max(1, min(cores, work // STEP_WORK)))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.optimize
 
 from .. import kernels
+from ..training.loop import module_shares
 from ._compat import check_optimize_result
 
 
@@ -25,7 +26,11 @@ def fit_lbfgs(est, X, y, sample_weight):
     def objective(packed):
         return packed_loss_grad(est, packed, X, target, weights)
 
-    minimize(est, objective, packed)
+    # the full batch's products in the shares of a step of all the rows, BLAS at
+    # one thread: the same bits for any n_threads (OpenBLAS's threads round
+    # otherwise)
+    with module_shares(est._network().modules, X.shape[0]):
+        minimize(est, objective, packed)
 
 
 def pack(est):

@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from .._runtime.mlp import epoch_shares, fused_epoch
+from .._runtime.mlp import fused_epoch, step_shares
 from .._runtime.pool import pool
 from .._runtime.threads import BlasLimit
 from ..nn.activations import Activation
@@ -42,22 +42,20 @@ def mlp_chain(modules):
 
 @contextlib.contextmanager
 def module_shares(modules, batch):
-    """Run the block (an epoch through the modules) with the products in the
-    shares the compiled epoch takes for the chain ``modules`` (:func:`mlp_chain`)
-    and ``batch``-row steps (``fastnet._runtime.mlp.epoch_shares``): each
-    ``Linear``'s ``shares`` set, and BLAS on one thread, as in the compiled
-    epoch's threads (OpenBLAS's threads give other bits than its one thread). The
-    same bits as the compiled epoch, where it runs the same network; a network
-    it does not run keeps whole products."""
-    chain = mlp_chain(modules)
-    shares = 1
-    if chain is not None:
-        linears = chain[0]
-        dims = np.array([linears[0].n_in] + [lin.n_out for lin in linears])
-        shares = epoch_shares(dims, batch, pool().size)
-    if shares == 1:
+    """Run the block (training through the modules ``modules``, a ``Sequential``'s,
+    in steps of ``batch`` rows) with every ``Linear`` among them computing its
+    products in the shares the compiled epoch takes for such a network
+    (``fastnet._runtime.mlp.step_shares``: by the layers' sizes, the batch and the
+    process's cores; ``Linear.shares``, on fastnet's pool) and BLAS held at one
+    thread, as in the compiled epoch's threads (OpenBLAS's threads give other bits
+    than its one thread): the same bits for any thread count, and for a chain the
+    compiled epoch runs, its bits. Without a ``Linear``, the block runs as it is."""
+    linears = [m for m in modules if type(m) is Linear]
+    if not linears:
         yield
         return
+    products = sum(lin.n_in * lin.n_out for lin in linears)
+    shares = step_shares(products, batch, pool().size)
     for lin in linears:
         lin.shares = shares
     try:
