@@ -310,6 +310,7 @@ def test_shares_cover_the_rows_once_at_multiples_of_16(n, parts):
 def test_the_step_is_cut_in_shares_by_its_work():
     big = np.array([784, 256, 128, 10])
     assert runtime_mlp.epoch_shares(big, 128, 2) == 2
-    assert runtime_mlp.epoch_shares(big, 128, 16) == 16
+    assert runtime_mlp.epoch_shares(big, 128, 16) == 11  # 90 million a step
+    assert runtime_mlp.epoch_shares(np.array([64, 100, 10]), 200, 2) == 1
     assert runtime_mlp.epoch_shares(np.array([64, 32, 10]), 32, 16) == 1
     assert runtime_mlp.epoch_shares(big, 1, 16) == 1

@@ -185,9 +185,12 @@ def fused_epoch(
 
 
 #: the fewest multiply-adds of a step's products (forward and backward, all layers)
-#: per share: a step with fewer is cut in fewer shares (each barrier costs about a
-#: microsecond, and small products run no faster in shares)
-STEP_WORK = 2_000_000
+#: per share: a step with fewer is cut in fewer shares. Each epoch on several
+#: threads costs a handoff to the pool (about 0.1 ms), each barrier about a
+#: microsecond, and small products run no faster in shares: at 2 million, digits
+#: fits (64-100-10, batch 200: 4.4 million a step) went from 0.20x to 0.22-0.24x
+#: scikit-learn's time (bench/fit_time.py); at 8 million they run whole
+STEP_WORK = 8_000_000
 
 
 def epoch_shares(dims, batch, cores):
