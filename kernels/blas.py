@@ -205,6 +205,14 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
     epoch kernel).
     """
     ensure_blas()
+    sig = types.int32(kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b)
+    return sig, _codegen_at(with_lda=False)
+
+
+def _codegen_at(with_lda):
+    """The code of :func:`gemm_at` (arguments ``kind, a, b, out, m, n, k, alpha,
+    beta, trans_a, trans_b``), or of :func:`gemm_lda_at` (``lda`` after ``a``)."""
+    s = 1 if with_lda else 0  # where the arguments after ``a`` begin, past 2
 
     def codegen(context, builder, sig, args):
         on, size = _casts(context, builder, sig, args)
@@ -217,13 +225,12 @@ def gemm_at(typingctx, kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b):
         intp = context.get_value_type(types.intp)
         item = builder.select(double, ir.Constant(intp, 8), ir.Constant(intp, 4))
         return _call_product(
-            context, builder, kind_, item, on(9), on(10), size(4),
-            size(5), size(6), address(7), address(1), address(2), address(8),
-            address(3),
+            context, builder, kind_, item, on(9 + s), on(10 + s), size(4 + s),
+            size(5 + s), size(6 + s), address(7 + s), address(1), address(2 + s),
+            address(8 + s), address(3 + s), lda=size(2) if with_lda else None,
         )  # fmt: skip
 
-    sig = types.int32(kind, a, b, out, m, n, k, alpha, beta, trans_a, trans_b)
-    return sig, codegen
+    return codegen
 
 
 @intrinsic
@@ -234,22 +241,5 @@ def gemm_lda_at(typingctx, kind, a, lda, b, out, m, n, k, alpha, beta, trans_a,
     epoch's threads each take a block of rows of a weight gradient,
     ``gW[g0:g1] = h[:, g0:g1]^T dy``."""
     ensure_blas()
-
-    def codegen(context, builder, sig, args):
-        on, size = _casts(context, builder, sig, args)
-
-        def address(i):
-            return builder.inttoptr(size(i), _VOIDP)
-
-        kind_ = builder.trunc(size(0), _CHAR)
-        double = builder.icmp_unsigned("==", kind_, ir.Constant(_CHAR, ord("d")))
-        intp = context.get_value_type(types.intp)
-        item = builder.select(double, ir.Constant(intp, 8), ir.Constant(intp, 4))
-        return _call_product(
-            context, builder, kind_, item, on(10), on(11), size(5), size(6),
-            size(7), address(8), address(1), address(3), address(9), address(4),
-            lda=size(2),
-        )  # fmt: skip
-
     sig = types.int32(kind, a, lda, b, out, m, n, k, alpha, beta, trans_a, trans_b)
-    return sig, codegen
+    return sig, _codegen_at(with_lda=True)
